@@ -10,7 +10,7 @@ Runs under either generation of `kalshi-python-async` (see install.sh):
 
 The generation is detected from what the installed SDK exposes (OrdersApi.create_order_v2) and
 reported together with its version. Only the SDK's own classes are used: Configuration (host,
-ssl_ca_cert), ApiClient.set_kalshi_auth (request signing), the *Api classes and their request
+ssl_ca_cert, api_key_id, private_key_pem), KalshiClient (request signing), the *Api classes and their request
 models. The `*_with_http_info` form of each call is used so HTTP status codes can be checked too.
 
 Every step prints `ok <step>: <fact>` or `FAIL <step>: <reason>`; the last line is
@@ -29,17 +29,24 @@ import uuid
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from urllib.parse import urlparse
 
-import pydantic
+try:
+    import aiohttp
+    import pydantic
 
-import kalshi_python_async as K
-from kalshi_python_async import models as M
-from kalshi_python_async.api.exchange_api import ExchangeApi
-from kalshi_python_async.api.market_api import MarketApi
-from kalshi_python_async.api.orders_api import OrdersApi
-from kalshi_python_async.api.portfolio_api import PortfolioApi
-from kalshi_python_async.api_client import ApiClient
-from kalshi_python_async.configuration import Configuration
-from kalshi_python_async.exceptions import ApiException
+    import kalshi_python_async as K
+    from kalshi_python_async import KalshiClient
+    from kalshi_python_async import models as M
+    from kalshi_python_async.api.exchange_api import ExchangeApi
+    from kalshi_python_async.api.market_api import MarketApi
+    from kalshi_python_async.api.orders_api import OrdersApi
+    from kalshi_python_async.api.portfolio_api import PortfolioApi
+    from kalshi_python_async.configuration import Configuration
+    from kalshi_python_async.exceptions import ApiException
+except ImportError as _e:  # not running inside an SDK venv (see install.sh)
+    print("FAIL setup: cannot import the Kalshi SDK (%s); run with %s/{v320,v3new}/bin/python"
+          % (_e, os.environ.get("KMM_SDK_DIR", "/work/main/target/sdk")))
+    print("0 passed, 1 failed")
+    sys.exit(2)
 
 D0 = Decimal(0)
 CENT = Decimal("0.01")
@@ -92,8 +99,8 @@ def enum_value(v):
     return getattr(v, "value", v)
 
 
-class RecordingApiClient(ApiClient):
-    """The SDK's ApiClient, remembering the last request and raw response for diagnostics."""
+class RecordingKalshiClient(KalshiClient):
+    """The SDK's KalshiClient, remembering the last request and raw response for diagnostics."""
 
     last_request = None
     last_response = None
@@ -441,6 +448,7 @@ class Session:
         self.ad = None
         self.created = []      # order ids that may still rest (cleanup)
         self.st = {}           # state shared between steps
+        self.unreachable = None  # set on a connection failure: later steps are not run
 
     def ok(self, step, fact):
         self.passed += 1
@@ -451,6 +459,9 @@ class Session:
         print("FAIL %s: %s" % (step, one_line(reason, 1500)), flush=True)
 
     async def step(self, name, fn, needs=()):
+        if self.unreachable:
+            self.fail(name, "not run: exchange unreachable (%s)" % self.unreachable)
+            return None
         missing = [d for d in needs if d not in self.done]
         if missing:
             self.fail(name, "not run: needs %s" % ", ".join(missing))
@@ -478,6 +489,8 @@ class Session:
         except Exception as e:  # noqa: BLE001 - report anything the SDK throws
             last = self.client.describe_last() if self.client else ""
             self.fail(name, "%s: %s; last: %s" % (type(e).__name__, e, last))
+            if isinstance(e, aiohttp.ClientConnectorError):
+                self.unreachable = "%s: %s" % (type(e).__name__, one_line(e, 160))
         else:
             self.done.add(name)
             self.ok(name, fact)
@@ -515,15 +528,18 @@ class Session:
             os.environ[var] = ",".join(x for x in (cur, extra) if x)
 
         cfg = Configuration(host=rest_url, ssl_ca_cert=info.get("ca_file") or None)
-        self.client = RecordingApiClient(cfg)
         with open(acct["private_key_path"]) as f:
             pem = f.read()
-        # set_kalshi_auth's second parameter is named private_key_path but takes the PEM text.
+        # The SDK's documented way to authenticate: KalshiClient reads these two attributes.
+        # (ApiClient.set_kalshi_auth is unusable in both generations: NameError on KalshiAuth.)
+        cfg.api_key_id = acct["key_id"]
+        cfg.private_key_pem = pem
         try:
-            self.client.set_kalshi_auth(acct["key_id"], pem)
+            self.client = RecordingKalshiClient(cfg)
         except ValueError as e:
             raise CheckFailed("kalshi-python-async %s cannot load account %s key (%s): %s"
                               % (sdk_version(), acct.get("index"), acct.get("key_type"), e))
+        check(self.client.kalshi_auth is not None, "KalshiClient did not set up request signing")
         self.ad = adapter_cls(self.client)
         return "kalshi-python-async %s, era %s (%s), account %s key %s, host %s%s" % (
             sdk_version(), self.ad.era, self.ad.describe, acct.get("index"), acct.get("key_type"), rest_url,
@@ -713,17 +729,20 @@ class Session:
 
     async def s_marketable(self):
         t = self.st["ticker"]
-        yes, no = await self.ad.orderbook(t)  # makers may have moved since the first look
-        check(no, "no asks on %s any more" % t)
-        ask, size = 1 - no[0][0], no[0][1]
-        count = 2 if size >= 2 else 1
-        coid = str(uuid.uuid4())
         tif = "immediate_or_cancel"
-        o = await self.ad.create(t, ask, count, tif, coid)
-        self.st["mkt"] = {"order_id": o["order_id"], "limit": ask, "count": count}
-        check(o["fill"] > 0, "IOC buy YES %d @ %s (ask size %s) filled nothing: remaining %s status %s"
-              % (count, fmt(ask), fmt(size), fmt(o["remaining"]), o.get("status")))
-        check(o["remaining"] == 0, "IOC order still has remaining %s" % fmt(o["remaining"]))
+        missed = []
+        for _attempt in range(2):  # the makers may move the touch between reading the book and ordering
+            _, no = await self.ad.orderbook(t)
+            check(no, "no asks on %s any more" % t)
+            ask, size = 1 - no[0][0], no[0][1]
+            count = 2 if size >= 2 else 1
+            o = await self.ad.create(t, ask, count, tif, str(uuid.uuid4()))
+            self.st["mkt"] = {"order_id": o["order_id"], "limit": ask, "count": count}
+            check(o["remaining"] == 0, "IOC order %s still has remaining %s" % (o["order_id"], fmt(o["remaining"])))
+            if o["fill"] > 0:
+                break
+            missed.append("IOC buy YES %d @ %s (ask size %s) filled nothing (status %s)" % (count, fmt(ask), fmt(size), o.get("status")))
+        check(o["fill"] > 0, "; ".join(missed))
         if o.get("status") is not None:
             want = "executed" if o["fill"] == count else "canceled"
             check(o["status"] == want, "IOC order status %r, expected %r (filled %s of %d)" % (o["status"], want, fmt(o["fill"]), count))
@@ -735,8 +754,9 @@ class Session:
         check(g["taker_cost"] > 0, "taker fill cost %s" % fmt(g["taker_cost"]))
         check(g["taker_fees"] >= 0, "taker fees %s" % fmt(g["taker_fees"]))
         self.st["mkt"].update(fill=g["fill"], taker_fees=g["taker_fees"], taker_cost=g["taker_cost"], status=g["status"])
-        return "IOC buy YES %d @ %s filled %s, status %s, taker cost %s fee %s" % (
-            count, fmt(ask), fmt(g["fill"]), g["status"], fmt(g["taker_cost"]), fmt(g["taker_fees"]))
+        return "IOC buy YES %d @ %s filled %s, status %s, taker cost %s fee %s%s" % (
+            count, fmt(ask), fmt(g["fill"]), g["status"], fmt(g["taker_cost"]), fmt(g["taker_fees"]),
+            " (after a retry: %s)" % missed[0] if missed else "")
 
     async def s_fills(self):
         t, mkt = self.st["ticker"], self.st["mkt"]

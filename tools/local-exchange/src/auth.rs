@@ -25,6 +25,7 @@ use ed25519_dalek::Signer as _;
 use rand::rngs::OsRng;
 use rand::RngCore;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
+// rsa 0.9 and ed25519-dalek 2 share pkcs8 0.10, so these traits serve both key types.
 use rsa::pkcs8::{
     DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
 };
@@ -51,8 +52,10 @@ const RSA_MAX_BITS: usize = 4096;
 /// 684 characters. Bounding it keeps hostile headers from costing allocation time.
 const MAX_SIGNATURE_B64_LEN: usize = 1024;
 
-const ACCEPTED_FORMATS: &str = "accepted formats: RSA PKCS#1 PEM (\"-----BEGIN RSA PRIVATE KEY-----\"), \
-     RSA PKCS#8 PEM (\"-----BEGIN PRIVATE KEY-----\") or Ed25519 PKCS#8 PEM (\"-----BEGIN PRIVATE KEY-----\")";
+const ACCEPTED_FORMATS: &str = "accepted formats: \
+     RSA PKCS#1 PEM (\"-----BEGIN RSA PRIVATE KEY-----\"), \
+     RSA PKCS#8 PEM (\"-----BEGIN PRIVATE KEY-----\") or \
+     Ed25519 PKCS#8 PEM (\"-----BEGIN PRIVATE KEY-----\")";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum KeyKind {
@@ -107,7 +110,7 @@ impl PublicKey {
         if let Ok(key) = RsaPublicKey::from_pkcs1_pem(pem) {
             return Ok(PublicKey::Rsa(key));
         }
-        if let Ok(key) = <ed25519_dalek::VerifyingKey as ed25519_dalek::pkcs8::DecodePublicKey>::from_public_key_pem(pem) {
+        if let Ok(key) = ed25519_dalek::VerifyingKey::from_public_key_pem(pem) {
             return Ok(PublicKey::Ed25519(key));
         }
         bail!(
@@ -121,9 +124,7 @@ impl PublicKey {
     pub fn to_pem(&self) -> anyhow::Result<String> {
         let pem = match self {
             PublicKey::Rsa(key) => key.to_public_key_pem(LineEnding::LF)?,
-            PublicKey::Ed25519(key) => {
-                ed25519_dalek::pkcs8::EncodePublicKey::to_public_key_pem(key, LineEnding::LF)?
-            }
+            PublicKey::Ed25519(key) => key.to_public_key_pem(LineEnding::LF)?,
         };
         Ok(pem)
     }
@@ -185,7 +186,10 @@ pub fn generate_account_key(kind: KeyKind, rsa_bits: usize) -> anyhow::Result<Ac
     let (private_pem, public) = match kind {
         KeyKind::RsaPkcs1 | KeyKind::RsaPkcs8 => {
             if !(RSA_MIN_BITS..=RSA_MAX_BITS).contains(&rsa_bits) {
-                bail!("RSA key size must be between {RSA_MIN_BITS} and {RSA_MAX_BITS} bits, got {rsa_bits}");
+                bail!(
+                    "RSA key size must be between {RSA_MIN_BITS} and {RSA_MAX_BITS} bits, \
+                     got {rsa_bits}"
+                );
             }
             let key = RsaPrivateKey::new(&mut OsRng, rsa_bits).context("generating RSA key")?;
             let pem = if kind == KeyKind::RsaPkcs1 {
@@ -203,7 +207,7 @@ pub fn generate_account_key(kind: KeyKind, rsa_bits: usize) -> anyhow::Result<Ac
                 secret_key: key.to_bytes(),
                 public_key: None,
             };
-            let pem = ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(&bytes, LineEnding::LF)?;
+            let pem = bytes.to_pkcs8_pem(LineEnding::LF)?;
             (pem.to_string(), PublicKey::Ed25519(key.verifying_key()))
         }
     };
@@ -249,11 +253,7 @@ impl Signer {
         if let Ok(key) = RsaPrivateKey::from_pkcs8_pem(pem) {
             return Self::from_rsa(key, KeyKind::RsaPkcs8);
         }
-        if let Ok(key) =
-            <ed25519_dalek::SigningKey as ed25519_dalek::pkcs8::DecodePrivateKey>::from_pkcs8_pem(
-                pem,
-            )
-        {
+        if let Ok(key) = ed25519_dalek::SigningKey::from_pkcs8_pem(pem) {
             return Ok(Signer {
                 public: PublicKey::Ed25519(key.verifying_key()),
                 key: SigningKey::Ed25519(key),
@@ -1054,8 +1054,7 @@ mod tests {
     #[test]
     fn ed25519_pkcs8_v2_with_public_key_loads() {
         let sk = ed25519_dalek::SigningKey::generate(&mut OsRng);
-        let pem =
-            ed25519_dalek::pkcs8::EncodePrivateKey::to_pkcs8_pem(&sk, LineEnding::LF).unwrap();
+        let pem = sk.to_pkcs8_pem(LineEnding::LF).unwrap();
         let signer = Signer::from_pem(&pem).unwrap();
         assert_eq!(signer.public_key(), &PublicKey::Ed25519(sk.verifying_key()));
     }
@@ -1089,6 +1088,33 @@ mod tests {
     fn rejects_bad_rsa_sizes() {
         assert!(generate_account_key(KeyKind::RsaPkcs1, 512).is_err());
         assert!(generate_account_key(KeyKind::RsaPkcs1, 8192).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(256))]
+
+        // Every header comes from the network: no input may panic, and nothing but
+        // a real signature may pass.
+        #[test]
+        fn verify_never_panics(
+            use_rsa: bool,
+            key_id in proptest::option::of(".{0,40}"),
+            ts in proptest::option::of("[0-9+-]{0,25}"),
+            sig in proptest::option::of(".{0,400}"),
+            raw_sig in proptest::collection::vec(proptest::prelude::any::<u8>(), 1..300),
+            method in ".{0,8}",
+            path in ".{0,60}",
+            now in proptest::prelude::any::<i64>(),
+        ) {
+            let key = if use_rsa { rsa_key() } else { ed_key() };
+            let v = verifier_for(key, 1);
+            let _ = v.verify(key_id.as_deref(), ts.as_deref(), sig.as_deref(), &method, &path, now);
+            let id = Some(key.key_id.as_str());
+            let _ = v.verify(id, ts.as_deref(), sig.as_deref(), &method, &path, now);
+            let b64 = BASE64.encode(&raw_sig);
+            let got = v.verify(id, Some(&NOW.to_string()), Some(&b64), "GET", PATH, NOW);
+            proptest::prop_assert_eq!(got, Err(AuthError::BadSignature));
+        }
     }
 
     #[test]

@@ -6,9 +6,15 @@
 //! simulated traders driven by a hidden true-probability path. kmm embeds it as its default
 //! venue; Kalshi's official clients work against it unchanged.
 
+#![recursion_limit = "256"]
+
+pub mod auth;
 pub mod book;
 pub mod engine;
 pub mod faults;
 pub mod ids;
 pub mod ladder;
+pub mod server;
+pub mod tls;
 pub mod units;
+pub mod wire;

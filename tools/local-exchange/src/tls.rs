@@ -124,7 +124,10 @@ fn subject_alt_names(extra_hosts: &[String]) -> anyhow::Result<Vec<SanType>> {
             Ok(ip) => SanType::IpAddress(ip),
             Err(_) => {
                 if host.contains([':', '/']) || host.chars().any(char::is_whitespace) {
-                    bail!("TLS host {host:?} is neither an IP address nor a DNS name (omit ports and schemes)");
+                    bail!(
+                        "TLS host {host:?} is neither an IP address nor a DNS name \
+                         (omit ports and schemes)"
+                    );
                 }
                 let name = host.to_ascii_lowercase();
                 SanType::DnsName(
