@@ -1418,6 +1418,15 @@ impl Exchange {
         Ok((old, order))
     }
 
+    /// Renames an order's client id (amend's `updated_client_order_id`).
+    pub fn set_client_order_id(&mut self, id: OrderId, client_order_id: String) {
+        let Some(o) = self.orders.get_mut(&id) else { return };
+        let old = std::mem::replace(&mut o.client_order_id, client_order_id.clone());
+        let account = o.account;
+        self.by_client_id.remove(&(account, old));
+        self.by_client_id.insert((account, client_order_id), id);
+    }
+
     /// Cancels every resting order of `account` (optionally only in one market).
     pub fn cancel_all(&mut self, now_ms: u64, account: AccountId, market: Option<MarketId>) -> Vec<(Order, Qty)> {
         let ids: Vec<OrderId> = self.accounts[account as usize]

@@ -44,7 +44,34 @@ pub fn outcome_side(side: Side) -> &'static str {
     }
 }
 
-pub fn market_json(ex: &Exchange, m: &Market) -> Value {
+/// Which generation of Kalshi's API a client speaks. Only a few enum values differ in a way
+/// no single value satisfies both official clients (a settled market is `settled` to 3.2 and
+/// `finalized` today); everything else is a superset served to both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Era {
+    A,
+    B,
+}
+
+impl Era {
+    /// Kalshi's generated clients name their version in the User-Agent.
+    pub fn from_user_agent(agent: Option<&str>) -> Era {
+        match agent {
+            Some(a) if a.contains("OpenAPI-Generator/3.2.") || a.contains("OpenAPI-Generator/3.1.") || a.contains("OpenAPI-Generator/2.") => Era::A,
+            _ => Era::B,
+        }
+    }
+}
+
+pub fn market_status_name(status: MarketStatus, era: Era) -> &'static str {
+    match (status, era) {
+        (MarketStatus::Settled, Era::B) => "finalized",
+        (MarketStatus::Inactive, Era::B) => "inactive",
+        (s, _) => s.rest_name(),
+    }
+}
+
+pub fn market_json(ex: &Exchange, m: &Market, era: Era) -> Value {
     let e = ex.config.epoch_ms;
     let bid = m.book.best(Side::Bid);
     let ask = m.book.best(Side::Ask);
@@ -78,7 +105,7 @@ pub fn market_json(ex: &Exchange, m: &Market) -> Value {
         "latest_expiration_time": rfc3339(e, expiration),
         "expected_expiration_time": rfc3339(e, expiration),
         "settlement_timer_seconds": m.spec.settlement_timer_s,
-        "status": m.status.rest_name(),
+        "status": market_status_name(m.status, era),
         "response_price_units": "usd_cent",
         "yes_bid": cents(yes_bid),
         "yes_bid_dollars": yes_bid.dollars(),
@@ -114,7 +141,7 @@ pub fn market_json(ex: &Exchange, m: &Market) -> Value {
         "category": "Simulated",
         "risk_limit_cents": 0,
         "tick_size": 1,
-        "settlement_bounds_type": "binary",
+        "settlement_bounds_type": "default",
         "settlement_value_dollars": m.result.map(|r| if r.name() == "yes" { "1.0000" } else { "0.0000" }),
         "rules_primary": format!("Resolves YES with the simulated true probability of {} at close.", m.spec.ticker),
         "rules_secondary": "",

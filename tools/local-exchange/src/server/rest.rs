@@ -100,9 +100,11 @@ pub fn authenticate(shared: &Shared, headers: &HeaderMap, method: &str, path: &s
         .map_err(|e| ApiError::new(401, "unauthorized", e.to_string()))
 }
 
+/// Market data is readable without a key; portfolio and account endpoints need one. Unknown
+/// paths are not authenticated either, so they answer 404 rather than 401.
 fn is_public(method: &Method, path: &str) -> bool {
-    method == Method::GET
-        && (path.starts_with("/exchange/") || path.starts_with("/markets") || path.starts_with("/series") || path.starts_with("/events"))
+    let private = path.starts_with("/portfolio") || path.starts_with("/account");
+    !private || (method == Method::GET && path.starts_with("/exchange/"))
 }
 
 /// Faults, auth and rate limits, in that order, for every REST request.
@@ -265,6 +267,10 @@ fn order_id(text: &str) -> Result<OrderId, ApiError> {
     ids::decode(IdKind::Order, text).ok_or_else(|| ApiError::new(404, "not_found", format!("order {text} not found")))
 }
 
+fn era_of(headers: &HeaderMap) -> wire::Era {
+    wire::Era::from_user_agent(header(headers, "user-agent"))
+}
+
 fn ok(v: Value) -> ApiResult {
     Ok((StatusCode::OK, Json(v)).into_response())
 }
@@ -309,7 +315,8 @@ fn status_matches(filter: &str, status: MarketStatus) -> bool {
     })
 }
 
-async fn list_markets(State(s): State<Shr>, RawQuery(raw): RawQuery) -> ApiResult {
+async fn list_markets(State(s): State<Shr>, headers: HeaderMap, RawQuery(raw): RawQuery) -> ApiResult {
+    let era = era_of(&headers);
     let q = query_map(raw)?;
     let p = page(&q)?;
     if let Some(st) = q.get("status") {
@@ -327,16 +334,17 @@ async fn list_markets(State(s): State<Shr>, RawQuery(raw): RawQuery) -> ApiResul
         .filter(|m| q.get("event_ticker").is_none_or(|e| &m.spec.event_ticker == e))
         .filter(|m| q.get("series_ticker").is_none_or(|e| &m.spec.series_ticker == e))
         .filter(|m| tickers.as_ref().is_none_or(|t| t.contains(&m.spec.ticker.as_str())))
-        .map(|m| wire::market_json(ex, m))
+        .map(|m| wire::market_json(ex, m, era))
         .collect();
     let (markets, cursor) = paginate(markets, &p);
     ok(json!({"markets": markets, "cursor": cursor}))
 }
 
-async fn get_market(State(s): State<Shr>, Path(ticker): Path<String>) -> ApiResult {
+async fn get_market(State(s): State<Shr>, headers: HeaderMap, Path(ticker): Path<String>) -> ApiResult {
+    let era = era_of(&headers);
     let v = s.lock();
     let id = market_id(&v.exchange, &ticker)?;
-    ok(json!({"market": wire::market_json(&v.exchange, v.exchange.market(id))}))
+    ok(json!({"market": wire::market_json(&v.exchange, v.exchange.market(id), era)}))
 }
 
 /// Both generations' orderbook shapes in one body: `orderbook` (3.2: string counts in
@@ -844,13 +852,9 @@ async fn v2_cancel_all(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQu
         let v = s.lock();
         q.get("ticker").map(|t| market_id(&v.exchange, t)).transpose()?
     };
-    let cancelled = s.with_exchange(|ex, now| ex.cancel_all(now, account, market));
-    let v = s.lock();
-    let orders: Vec<Value> = cancelled
-        .iter()
-        .map(|(o, r)| json!({"order_id": o.uuid(), "client_order_id": o.client_order_id, "reduced_by": r.fp()}))
-        .collect();
-    ok(json!({"orders": orders, "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, s.clock.now_ms())}))
+    s.with_exchange(|ex, now| ex.cancel_all(now, account, market));
+    // The official client expects 204 here and treats any other 2xx as a failure.
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[derive(Deserialize)]
@@ -883,8 +887,15 @@ fn check_amend_target(ex: &Exchange, account: AccountId, oid: OrderId, ticker: &
 }
 
 fn do_amend(s: &Shared, account: AccountId, oid: OrderId, price: Price, total: Option<Qty>, new_client_id: Option<String>) -> Result<(Order, Order), ApiError> {
-    let _ = new_client_id;
-    s.with_exchange(|ex, now| ex.amend(now, account, oid, price, total)).map_err(ApiError::from)
+    s.with_exchange(|ex, now| {
+        let (old, mut new) = ex.amend(now, account, oid, price, total)?;
+        if let Some(cid) = new_client_id.filter(|c| !c.is_empty()) {
+            ex.set_client_order_id(oid, cid.clone());
+            new.client_order_id = cid;
+        }
+        Ok::<_, OrderError>((old, new))
+    })
+    .map_err(ApiError::from)
 }
 
 async fn legacy_amend(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id): Path<String>, body: Bytes) -> ApiResult {
