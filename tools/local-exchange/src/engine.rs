@@ -1175,7 +1175,8 @@ impl Exchange {
         }
     }
 
-    fn finish_resting(&mut self, id: OrderId, status: OrderStatus, reason: UpdateReason, now_ms: u64) {
+    /// Ends a resting order; returns it as it ended (it may be forgotten right after).
+    fn finish_resting(&mut self, id: OrderId, status: OrderStatus, reason: UpdateReason, now_ms: u64) -> Order {
         let (account, market) = {
             let o = self.orders.get_mut(&id).expect("order exists");
             o.status = status;
@@ -1195,6 +1196,7 @@ impl Exchange {
         self.emit_user_order(&order);
         self.refresh_requirement(account, market);
         self.forget_if_done(id);
+        order
     }
 
     /// Simulated traders' finished orders are never asked about; dropping them keeps a long
@@ -1212,14 +1214,19 @@ impl Exchange {
     }
 
     fn cancel_internal(&mut self, now_ms: u64, id: OrderId, reason: UpdateReason) -> Qty {
+        self.cancel_resting(now_ms, id, reason).map_or(Qty::ZERO, |(q, _)| q)
+    }
+
+    /// Cancels a resting order: how much was cancelled and the order as it ended.
+    fn cancel_resting(&mut self, now_ms: u64, id: OrderId, reason: UpdateReason) -> Option<(Qty, Order)> {
         let (side, price, market, remaining) = match self.orders.get(&id) {
             Some(o) if o.is_resting() => (o.side, o.price, o.market, o.remaining),
-            _ => return Qty::ZERO,
+            _ => return None,
         };
         self.markets[market as usize].book.remove(side, price, id);
         self.emit_book_delta(now_ms, market, side, price, -remaining, id);
-        self.finish_resting(id, OrderStatus::Canceled, reason, now_ms);
-        remaining
+        let order = self.finish_resting(id, OrderStatus::Canceled, reason, now_ms);
+        Some((remaining, order))
     }
 
     fn owned_resting(&self, account: AccountId, id: OrderId) -> Result<&Order, OrderError> {
@@ -1251,14 +1258,14 @@ impl Exchange {
         let market = self.owned_resting(account, id)?.market;
         // Cancels are allowed during a trading pause, not during an exchange pause.
         self.check_can_modify(market)?;
-        let reduced = self.cancel_internal(now_ms, id, UpdateReason::Canceled);
-        let order = self.order_snapshot(id);
+        let (reduced, order) = self.cancel_resting(now_ms, id, UpdateReason::Canceled).expect("checked resting");
         self.emit_ticker(now_ms, market);
         Ok((order, reduced))
     }
 
+    /// A still-known order (resting orders always are).
     fn order_snapshot(&self, id: OrderId) -> Order {
-        self.orders.get(&id).cloned().expect("keyed accounts' orders are kept")
+        self.orders.get(&id).cloned().expect("resting and keyed accounts' orders are kept")
     }
 
     /// Shrinks a resting order in place; it keeps its queue position.
@@ -1272,9 +1279,9 @@ impl Exchange {
             _ => return Err(OrderError::invalid("reduce_by must be positive and reduce_to non-negative")),
         };
         if target.is_zero() {
-            let reduced = self.cancel_internal(now_ms, id, UpdateReason::Decrease);
+            let (reduced, order) = self.cancel_resting(now_ms, id, UpdateReason::Decrease).expect("checked resting");
             self.emit_ticker(now_ms, market);
-            return Ok((self.order_snapshot(id), reduced));
+            return Ok((order, reduced));
         }
         let reduced = remaining - target;
         if reduced.is_zero() {
@@ -1363,7 +1370,6 @@ impl Exchange {
             o.updated_ms = now_ms;
             o.last_update = UpdateReason::Amend;
         }
-        let mut notional_unused = 0i128;
         loop {
             let remaining = self.orders[&id].remaining;
             if remaining.is_zero() {
@@ -1383,7 +1389,6 @@ impl Exchange {
             }
             let x = remaining.min(entry.remaining);
             self.execute(now_ms, entry.order, id, price, x);
-            notional_unused += i128::from(x.0);
         }
         let remaining = self.orders[&id].remaining;
         if remaining.is_zero() {
@@ -1409,12 +1414,12 @@ impl Exchange {
                 .insert(id);
             self.emit_book_delta(now_ms, market, old.side, new_price, remaining, id);
         }
-        let _ = notional_unused;
         self.refresh_requirement(account, market);
         let order = self.order_snapshot(id);
         self.journal_order(now_ms, "order_amend", &order, None);
         self.emit_user_order(&order);
         self.emit_ticker(now_ms, market);
+        self.forget_if_done(id);
         Ok((old, order))
     }
 
