@@ -4,7 +4,7 @@
 #   $KMM_SDK_DIR/v320   kalshi-python-async 3.2.0   ("Era A": legacy /portfolio/orders, integer cents)
 #   $KMM_SDK_DIR/v3new  kalshi-python-async 3.34.0  ("Era B": /portfolio/events/orders V2, *_dollars/*_fp)
 #
-# KMM_SDK_DIR defaults to /work/main/target/sdk. KMM_SDK_PYTHON picks the interpreter (default python3).
+# KMM_SDK_DIR defaults to target/sdk in the repository. KMM_SDK_PYTHON picks the interpreter (default python3).
 #
 # Every version is pinned: the SDK wheels by version and sha256, their dependencies by exact version.
 # 3.34.0 declares Requires-Python >=3.13 but its code runs on 3.9+, so its wheel is fetched with
@@ -19,7 +19,7 @@
 #             1 a downloaded wheel does not match its pinned sha256 (never skip silently on that).
 set -u
 
-SDK_DIR=${KMM_SDK_DIR:-/work/main/target/sdk}
+SDK_DIR=${KMM_SDK_DIR:-$(cd "$(dirname "$0")/../.." && pwd)/target/sdk}
 PY=${KMM_SDK_PYTHON:-python3}
 
 V320_VERSION=3.2.0

@@ -4,7 +4,7 @@
 #   tools/sdk/run-sdk-sessions.sh INFO_FILE
 #
 # INFO_FILE is the JSON the exchange writes (rest_url, ca_file, markets, accounts).
-# 1. tools/sdk/install.sh builds the venvs (KMM_SDK_DIR, default /work/main/target/sdk).
+# 1. tools/sdk/install.sh builds the venvs (KMM_SDK_DIR, default target/sdk in the repository).
 #    If it reports "skipped" (exit 3: no PyPI / install failure) this script prints
 #    "skipped: ..." and exits 3 too, so CI can treat the SDK sessions as skipped.
 # 2. sdk_session.py runs under kalshi-python-async 3.2.0 with account 0 (RSA) and under
@@ -20,7 +20,7 @@ INFO=$1
 [ -r "$INFO" ] || { echo "error: cannot read info file $INFO" >&2; exit 2; }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-SDK_DIR=${KMM_SDK_DIR:-/work/main/target/sdk}
+SDK_DIR=${KMM_SDK_DIR:-$(cd "$HERE/../.." && pwd)/target/sdk}
 export KMM_SDK_DIR=$SDK_DIR
 
 "$HERE/install.sh"

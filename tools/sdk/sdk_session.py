@@ -44,7 +44,7 @@ try:
     from kalshi_python_async.exceptions import ApiException
 except ImportError as _e:  # not running inside an SDK venv (see install.sh)
     print("FAIL setup: cannot import the Kalshi SDK (%s); run with %s/{v320,v3new}/bin/python"
-          % (_e, os.environ.get("KMM_SDK_DIR", "/work/main/target/sdk")))
+          % (_e, os.environ.get("KMM_SDK_DIR", "target/sdk")))
     print("0 passed, 1 failed")
     sys.exit(2)
 

@@ -158,6 +158,7 @@ struct MarketSim {
     resolved: Option<bool>,
     activity: f64,
     depth_scale: f64,
+    half_spread_cents: f64,
     /// Taker fee per contract is `taker_fee_coef * p * (1 - p)` dollars.
     taker_fee_coef: f64,
     noise_rng: Rng,
@@ -302,6 +303,7 @@ impl Flow {
                 resolved: None,
                 activity: params.activity,
                 depth_scale: params.depth_scale,
+                half_spread_cents: params.maker_half_spread_cents.unwrap_or(pop.maker_min_half_spread_cents),
                 taker_fee_coef: 0.07 * m.spec.fee_multiplier_e4 as f64 / 10_000.0,
                 noise_rng: stream(2, i),
                 sweep_rng: stream(3, i),
@@ -733,8 +735,9 @@ impl Flow {
             .get(&market)
             .map_or(0.0, |p| p.qty.0 as f64 / 100.0);
         let flow = m.flow;
-        let fair = st.value + st.bias + pop.maker_flow_shift_cents_per_1000 / 100.0 * flow / 1000.0
-            - pop.maker_inventory_skew_cents_per_1000 / 100.0 * inventory / 1000.0;
+        // Square-root impact: the value follows net aggressive flow, concavely.
+        let flow_shift = pop.maker_flow_shift_cents_at_1000 / 100.0 * flow.signum() * (flow.abs() / 1000.0).sqrt();
+        let fair = st.value + st.bias + flow_shift - pop.maker_inventory_skew_cents_per_1000 / 100.0 * inventory / 1000.0;
         let lo = f64::from(ladder.min_price().0) / 1e4;
         let hi = f64::from(ladder.max_price().0) / 1e4;
         let fair = fair.clamp(lo, hi);
@@ -742,7 +745,7 @@ impl Flow {
         let toxic_threshold = pop.maker_toxic_flow_contracts * m.depth_scale;
         let toxic_bid = flow < -toxic_threshold;
         let toxic_ask = flow > toxic_threshold;
-        let h = pop.maker_min_half_spread_cents / 100.0;
+        let h = m.half_spread_cents / 100.0;
         let mut bid_top = ladder
             .floor(Price(((fair - h) * 1e4).floor().max(0.0) as u32))
             .unwrap_or(ladder.min_price());
@@ -912,7 +915,10 @@ impl Flow {
 
         // Churn: cancel a random order from anywhere in the queue and re-post it at the back,
         // or shrink one in place.
-        if !st.orders.is_empty() && rng.bernoulli(pop.maker_refresh_prob) {
+        for _ in 0..rng.poisson(pop.maker_refreshes_per_action) {
+            if st.orders.is_empty() {
+                break;
+            }
             let k = rng.index(st.orders.len());
             let o = st.orders.swap_remove(k);
             let _ = ex.cancel(t, account, o.id);

@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod book;
+pub mod cli;
 pub mod engine;
 pub mod faults;
 pub mod flow;

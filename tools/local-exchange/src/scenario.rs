@@ -142,6 +142,10 @@ pub struct MarketParams {
     /// Scales the competing makers' resting sizes in this market.
     #[serde(default = "one")]
     pub depth_scale: f64,
+    /// Overrides `population.maker_min_half_spread_cents` in this market (finer ladders need
+    /// a wider one for makers to earn anything).
+    #[serde(default)]
+    pub maker_half_spread_cents: Option<f64>,
 }
 
 fn default_structure() -> String {
@@ -192,17 +196,18 @@ pub struct Population {
     pub maker_value_noise_cents: f64,
     /// Mean reversion time of that bias, seconds.
     pub maker_value_noise_halflife_s: f64,
-    /// Probability per action of cancelling a random order (anywhere in its queue) and
-    /// re-posting it at the back.
-    pub maker_refresh_prob: f64,
+    /// Mean number (Poisson) of orders per action a maker cancels from anywhere in its queue
+    /// and re-posts at the back.
+    pub maker_refreshes_per_action: f64,
     /// Probability per action of shrinking a random order in place (`decrease`).
     pub maker_decrease_prob: f64,
     /// Most orders one action places or cancels (stale orders through the quote excepted).
     pub maker_ops_per_action: u32,
     /// Half-life of the net aggressive flow the makers watch, seconds.
     pub maker_flow_halflife_s: f64,
-    /// How far the makers' value follows net aggressive flow, cents per 1000 contracts.
-    pub maker_flow_shift_cents_per_1000: f64,
+    /// How far the makers' value follows net aggressive flow: this many cents at 1000
+    /// contracts, growing with the square root of the flow.
+    pub maker_flow_shift_cents_at_1000: f64,
     /// Net aggressive flow (contracts, decayed) above which makers treat the flow as toxic.
     pub maker_toxic_flow_contracts: f64,
     /// Extra ticks the hit side backs off while the flow is toxic.
@@ -267,11 +272,11 @@ impl Default for Population {
             maker_value_halflife_s: 20.0,
             maker_value_noise_cents: 0.3,
             maker_value_noise_halflife_s: 60.0,
-            maker_refresh_prob: 0.3,
+            maker_refreshes_per_action: 0.3,
             maker_decrease_prob: 0.05,
             maker_ops_per_action: 6,
             maker_flow_halflife_s: 10.0,
-            maker_flow_shift_cents_per_1000: 0.3,
+            maker_flow_shift_cents_at_1000: 0.5,
             maker_toxic_flow_contracts: 1_500.0,
             maker_pull_ticks: 1,
             maker_toxic_size_factor: 0.5,
@@ -467,6 +472,9 @@ impl Scenario {
             check_positive(&mut p, &key("jump_logit_sd"), m.jump_logit_sd, false);
             check_positive(&mut p, &key("activity"), m.activity, false);
             check_positive(&mut p, &key("depth_scale"), m.depth_scale, true);
+            if let Some(h) = m.maker_half_spread_cents {
+                check_positive(&mut p, &key("maker_half_spread_cents"), h, false);
+            }
         }
         let q = &self.population;
         let pos = |p: &mut Vec<String>, k: &str, v: f64| check_positive(p, &format!("population.{k}"), v, true);
@@ -492,13 +500,13 @@ impl Scenario {
         pos(&mut p, "maker_value_halflife_s", q.maker_value_halflife_s);
         nonneg(&mut p, "maker_value_noise_cents", q.maker_value_noise_cents);
         pos(&mut p, "maker_value_noise_halflife_s", q.maker_value_noise_halflife_s);
-        prob(&mut p, "maker_refresh_prob", q.maker_refresh_prob);
+        nonneg(&mut p, "maker_refreshes_per_action", q.maker_refreshes_per_action);
         prob(&mut p, "maker_decrease_prob", q.maker_decrease_prob);
         if q.maker_ops_per_action == 0 {
             p.push("population.maker_ops_per_action = 0: use at least 1".into());
         }
         pos(&mut p, "maker_flow_halflife_s", q.maker_flow_halflife_s);
-        nonneg(&mut p, "maker_flow_shift_cents_per_1000", q.maker_flow_shift_cents_per_1000);
+        nonneg(&mut p, "maker_flow_shift_cents_at_1000", q.maker_flow_shift_cents_at_1000);
         pos(&mut p, "maker_toxic_flow_contracts", q.maker_toxic_flow_contracts);
         prob(&mut p, "maker_toxic_size_factor", q.maker_toxic_size_factor);
         nonneg(&mut p, "maker_inventory_skew_cents_per_1000", q.maker_inventory_skew_cents_per_1000);

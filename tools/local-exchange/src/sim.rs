@@ -61,6 +61,10 @@ pub struct MarketFigures {
     pub trades: u64,
     pub volume_contracts: f64,
     pub maker_edge_pct: f64,
+    pub noise_edge_pct: f64,
+    pub informed_edge_pct: f64,
+    /// |mid - true probability| in cents, p50 and p90.
+    pub mid_error_cents: Spread3,
     pub final_true_p: f64,
     pub last_price: Option<f64>,
     pub result: Option<String>,
@@ -86,6 +90,8 @@ pub struct Report {
     pub spread_ticks: Spread3,
     pub touch_bid_contracts: Spread3,
     pub touch_ask_contracts: Spread3,
+    /// How far the book's mid is from the hidden true probability, in cents.
+    pub mid_error_cents: Spread3,
     pub trades: u64,
     pub volume_contracts: f64,
     /// Sizes of single matches (what Kalshi's trade feed prints).
@@ -144,6 +150,7 @@ pub fn run_headless(
     let mut true_p: Vec<Vec<f32>> = vec![Vec::new(); n];
     let mut spreads: Vec<Vec<u16>> = vec![Vec::new(); n];
     let mut touch: Vec<[Vec<f32>; 2]> = (0..n).map(|_| [Vec::new(), Vec::new()]).collect();
+    let mut mid_error: Vec<Vec<f32>> = vec![Vec::new(); n];
     let mut open_samples = vec![0u64; n];
     let mut close_k: Vec<Option<u64>> = vec![None; n];
     let mut trades: Vec<TradeObs> = Vec::new();
@@ -183,6 +190,9 @@ pub fn run_headless(
             }
             if let (Some(b), Some(a)) = (m.book.best_index(Side::Bid), m.book.best_index(Side::Ask)) {
                 spreads[mi].push((a - b) as u16);
+                let mid = (f64::from(m.ladder.price(a).0) + f64::from(m.ladder.price(b).0)) / 2e4;
+                let truth = f64::from(*true_p[mi].last().expect("sampled above"));
+                mid_error[mi].push((100.0 * (mid - truth).abs()) as f32);
             }
         }
         let new_tags = flow.take_trade_tags();
@@ -233,7 +243,8 @@ pub fn run_headless(
         })
         .collect();
     let mut settle_rows = rows.clone();
-    let mut per_market_edge = vec![(0f64, 0f64); n];
+    // Per market: (edge, cost) overall, from noise, from informed.
+    let mut per_market_edge = vec![[(0f64, 0f64); 3]; n];
     let mut minutes: std::collections::BTreeMap<u64, f64> = std::collections::BTreeMap::new();
     let results: Vec<Option<bool>> = ids.iter().map(|&id| flow.result(id)).collect();
     for tr in &trades {
@@ -249,8 +260,18 @@ pub fn run_headless(
         for r in [0, row] {
             add(&mut rows[r], tr, edge, cost);
         }
-        per_market_edge[tr.market].0 += edge;
-        per_market_edge[tr.market].1 += cost;
+        let cell = &mut per_market_edge[tr.market];
+        for j in [Some(0), match tr.class {
+            Some(AgentClass::Noise) => Some(1),
+            Some(AgentClass::Informed) => Some(2),
+            _ => None,
+        }]
+        .into_iter()
+        .flatten()
+        {
+            cell[j].0 += edge;
+            cell[j].1 += cost;
+        }
         *minutes.entry(tr.ts_ms / 60_000).or_default() += edge;
         if let Some(yes) = results[tr.market] {
             let (edge, cost) = edge_of(tr, f64::from(u8::from(yes)));
@@ -303,7 +324,10 @@ pub fn run_headless(
                 touch_ask_contracts: spread3(&mut a),
                 trades: market_trades.len() as u64,
                 volume_contracts: market_trades.iter().map(|t| t.qty).sum(),
-                maker_edge_pct: pct(per_market_edge[mi].0, per_market_edge[mi].1),
+                maker_edge_pct: pct(per_market_edge[mi][0].0, per_market_edge[mi][0].1),
+                noise_edge_pct: pct(per_market_edge[mi][1].0, per_market_edge[mi][1].1),
+                informed_edge_pct: pct(per_market_edge[mi][2].0, per_market_edge[mi][2].1),
+                mid_error_cents: spread3(&mut mid_error[mi].iter().map(|&x| f64::from(x)).collect::<Vec<_>>()),
                 final_true_p: f64::from(*true_p[mi].last().unwrap_or(&f32::NAN)),
                 last_price: m.last_price.map(|p| f64::from(p.0) / 1e4),
                 result: m.result.map(|r| r.name().to_string()),
@@ -317,6 +341,7 @@ pub fn run_headless(
     let mut all_bid: Vec<f64> = touch.iter().flat_map(|t| t[0].iter()).map(|&x| f64::from(x)).collect();
     let mut all_ask: Vec<f64> = touch.iter().flat_map(|t| t[1].iter()).map(|&x| f64::from(x)).collect();
     let mut sizes: Vec<f64> = trades.iter().map(|t| t.qty).collect();
+    let mut all_mid_error: Vec<f64> = mid_error.iter().flatten().map(|&x| f64::from(x)).collect();
     let negative = minutes.values().filter(|&&e| e < 0.0).count();
 
     Ok(Report {
@@ -334,6 +359,7 @@ pub fn run_headless(
         spread_ticks: spread3(&mut all_spreads),
         touch_bid_contracts: spread3(&mut all_bid),
         touch_ask_contracts: spread3(&mut all_ask),
+        mid_error_cents: spread3(&mut all_mid_error),
         trades: trades.len() as u64,
         volume_contracts: sizes.iter().sum(),
         trade_size: size_stats(&mut sizes),
@@ -490,6 +516,11 @@ impl fmt::Display for Report {
             s3(&self.touch_bid_contracts),
             s3(&self.touch_ask_contracts)
         )?;
+        writeln!(
+            f,
+            "  |mid - true p| cents p10/p50/p90: {:.2} / {:.2} / {:.2}",
+            self.mid_error_cents.p10, self.mid_error_cents.p50, self.mid_error_cents.p90
+        )?;
         writeln!(f, "  trade sizes (per match): {}", sz(&self.trade_size))?;
         writeln!(f, "  taker order sizes:       {}", sz(&self.taker_order_size))?;
         writeln!(
@@ -524,13 +555,13 @@ impl fmt::Display for Report {
         )?;
         writeln!(
             f,
-            "  {:<22} {:<17} {:>6} {:>6} {:>8} {:>15} {:>15} {:>7} {:>10} {:>8} {:>6} {:>6} {:>4}",
-            "market", "ladder", "1tick%", "2side%", "sprd50", "bid p10/50/90", "ask p10/50/90", "trades", "volume", "edge%", "true", "last", "res"
+            "  {:<20} {:<17} {:>6} {:>6} {:>6} {:>17} {:>17} {:>7} {:>9} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6} {:>3}",
+            "market", "ladder", "1tick%", "2side%", "sprd50", "bid p10/50/90", "ask p10/50/90", "trades", "volume", "edge%", "noise%", "inform%", "err50c", "true", "last", "res"
         )?;
         for m in &self.markets {
             writeln!(
                 f,
-                "  {:<22} {:<17} {:>6.1} {:>6.1} {:>8.0} {:>15} {:>15} {:>7} {:>10.0} {:>+8.3} {:>6.3} {:>6} {:>4}",
+                "  {:<20} {:<17} {:>6.1} {:>6.1} {:>6.0} {:>17} {:>17} {:>7} {:>9.0} {:>+7.2} {:>+7.2} {:>+8.2} {:>6.2} {:>6.3} {:>6} {:>3}",
                 m.ticker,
                 m.structure,
                 100.0 * m.one_tick_share,
@@ -541,6 +572,9 @@ impl fmt::Display for Report {
                 m.trades,
                 m.volume_contracts,
                 m.maker_edge_pct,
+                m.noise_edge_pct,
+                m.informed_edge_pct,
+                m.mid_error_cents.p50,
                 m.final_true_p,
                 m.last_price.map_or("-".into(), |p| format!("{p:.3}")),
                 m.result.as_deref().unwrap_or("-")
@@ -629,11 +663,16 @@ mod tests {
     fn scenario_reports() {
         let seed = std::env::var("SIM_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(1);
         let only = std::env::var("SIM_SCENARIO").ok();
-        for name in ["calm", "toxic", "news-jump", "thin-book", "stress"] {
-            if only.as_deref().is_some_and(|o| o != name) {
-                continue;
-            }
-            let s = config(name);
+        let files: Vec<String> = match std::env::var("SIM_FILE") {
+            Ok(f) => f.split(',').map(String::from).collect(),
+            Err(_) => ["calm", "toxic", "news-jump", "thin-book", "stress"]
+                .iter()
+                .filter(|n| only.as_deref().is_none_or(|o| o == **n))
+                .map(|n| format!("{}/../../config/{n}.toml", env!("CARGO_MANIFEST_DIR")))
+                .collect(),
+        };
+        for file in files {
+            let s = Scenario::load(&file).unwrap();
             let ms = std::env::var("SIM_SECONDS")
                 .ok()
                 .and_then(|x| x.parse::<u64>().ok())
