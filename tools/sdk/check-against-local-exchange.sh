@@ -15,7 +15,9 @@ if [ ! -x "$bin" ]; then
 fi
 work=$(mktemp -d)
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$work"' EXIT
-"$bin" --accounts 2 --seed 7 --duration 15m --quiet \
+# Legacy order endpoints cost 50 tokens each (as on Kalshi since mid 2026); a premier-tier
+# bucket lets the 3.2 client's burst through without testing rate limits here.
+"$bin" --accounts 2 --seed 7 --duration 15m --quiet --tier premier \
   --state-dir "$work/state" --info-file "$work/info.json" >"$work/exchange.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 300); do

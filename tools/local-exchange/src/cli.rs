@@ -240,7 +240,7 @@ fn print_banner(running: &RunningExchange, scenario: &Scenario, duration: Durati
         eprintln!("  CA      {}", ca.display());
     }
     for a in &i.accounts {
-        eprintln!("  account {} key {} ({}) at {}", a.index, a.key_id, a.key_type, a.private_key_path.display());
+        eprintln!("  account {} (internal {}) key {} ({}) at {}", a.index, a.account, a.key_id, a.key_type, a.private_key_path.display());
     }
     eprintln!("  markets {}", i.markets.join(", "));
     if let Some(j) = &i.journal {

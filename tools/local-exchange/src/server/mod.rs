@@ -95,7 +95,10 @@ pub struct Venue {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct AccountInfo {
-    pub index: u32,
+    /// Ordinal among keyed accounts (0, 1, ...), as clients choose an account.
+    pub index: usize,
+    /// The exchange's internal account number (journal records use it).
+    pub account: u32,
     pub user_id: String,
     pub key_id: String,
     pub key_type: String,
@@ -367,7 +370,8 @@ pub async fn start(
         let path = auth::write_private_key(&config.state_dir, &format!("account-{i}"), &key.private_pem)
             .with_context(|| format!("writing the key of account {i}"))?;
         accounts.push(AccountInfo {
-            index: id,
+            index: i,
+            account: id,
             user_id,
             key_id: key.key_id.clone(),
             key_type: key.kind.name().to_string(),

@@ -273,7 +273,8 @@ fn err(code: u16, msg: impl Into<String>) -> WsError {
     WsError { code, msg: msg.into() }
 }
 
-/// `{"type":..,"id":..,"sid":..,"seq":..,"msg":..}` with the optional parts left out.
+/// `{"type":..,"id":..,"sid":..,"seq":..,"msg":..}` with the optional parts left out
+/// (an empty `msg` too).
 fn envelope(kind: &str, id: Option<i64>, sid: Option<u64>, seq: Option<u64>, msg: &str) -> String {
     let mut out = String::with_capacity(msg.len() + 64);
     out.push_str("{\"type\":\"");
@@ -288,8 +289,10 @@ fn envelope(kind: &str, id: Option<i64>, sid: Option<u64>, seq: Option<u64>, msg
     if let Some(seq) = seq {
         let _ = write!(out, ",\"seq\":{seq}");
     }
-    out.push_str(",\"msg\":");
-    out.push_str(msg);
+    if !msg.is_empty() {
+        out.push_str(",\"msg\":");
+        out.push_str(msg);
+    }
     out.push('}');
     out
 }
@@ -603,7 +606,7 @@ impl Session {
             match self.subs.iter().position(|s| s.sid == sid) {
                 Some(i) => {
                     let sub = self.subs.remove(i);
-                    frames.push(envelope("unsubscribed", id, Some(sid), Some(sub.seq + 1), "{}"));
+                    frames.push(envelope("unsubscribed", id, Some(sid), Some(sub.seq + 1), ""));
                 }
                 None => frames.push(error_frame(id, None, &err(7, format!("Unknown subscription ID {sid}")))),
             }

@@ -82,7 +82,7 @@ impl Venue {
     }
 
     pub fn account_id(&self, who: usize) -> AccountId {
-        self.running.info.accounts[who].index
+        self.running.info.accounts[who].account
     }
 
     /// Sends a signed request as keyed account `who` (None: unsigned). `path` is relative to
