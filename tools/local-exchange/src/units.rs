@@ -149,6 +149,10 @@ impl Qty {
     pub fn from_contracts(n: i64) -> Qty {
         Qty(n * QTY_SCALE)
     }
+    /// For counts a client sent: `None` when the count cannot be represented.
+    pub fn checked_from_contracts(n: i64) -> Option<Qty> {
+        n.checked_mul(QTY_SCALE).map(Qty)
+    }
     /// "10.00": the 2-decimal `_fp` string.
     pub fn fp(self) -> String {
         format_scaled(self.0, 2)
@@ -208,6 +212,10 @@ impl Money {
     }
     pub fn from_cents(cents: i64) -> Money {
         Money(cents * 10_000)
+    }
+    /// For amounts a client sent: `None` when the amount cannot be represented.
+    pub fn checked_from_cents(cents: i64) -> Option<Money> {
+        cents.checked_mul(10_000).map(Money)
     }
     /// Dollar string with `places` decimals (Kalshi uses 4 on REST, 6 on some WS fields).
     /// Truncates toward zero below the shown precision.

@@ -599,16 +599,22 @@ async fn a_slow_reader_gets_error_25_and_others_are_served() {
         })
     };
 
-    // Book changes in rounds; after each round wait for the healthy client to catch up.
+    // Book changes in rounds; after each round wait for the healthy client to catch up. The
+    // messages counter tells when the slow connection has stopped taking messages (blocked on
+    // its full socket, or already overrun): from then on, three more rounds (600 batches) are
+    // more than the broadcast holds.
     let lp = v.lp;
+    let messages = || shared.counters.ws_messages.load(Ordering::SeqCst);
+    let base = messages();
     let mut produced = 0u64;
     let started = Instant::now();
-    let mut overrun_rounds = 0;
-    while overrun_rounds < 2 {
+    let (mut slow_msgs, mut stable_rounds) = (0u64, 0);
+    while stable_rounds < 3 {
         for i in 0..100u32 {
             let price = format!("0.{:02}", 10 + i % 30);
             let id = v.lp_order(LIN, Side::Bid, &price, "1");
             shared.with_exchange(|ex, now| ex.cancel(now, lp, id).unwrap());
+            tokio::task::yield_now().await;
         }
         produced += 200;
         let wait = Instant::now();
@@ -616,11 +622,10 @@ async fn a_slow_reader_gets_error_25_and_others_are_served() {
             assert!(wait.elapsed() < Duration::from_secs(5), "healthy client stalled at {} of {produced}", deltas.load(Ordering::SeqCst));
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        // The slow connection holds the broadcast at capacity once it has stopped draining it.
-        if shared.events.len() >= CAPACITY {
-            overrun_rounds += 1;
-        }
-        assert!(started.elapsed() < Duration::from_secs(15), "the slow reader never fell behind ({produced} deltas)");
+        let now_slow = messages() - base - produced;
+        stable_rounds = if now_slow == slow_msgs { stable_rounds + 1 } else { 0 };
+        slow_msgs = now_slow;
+        assert!(started.elapsed() < Duration::from_secs(15), "the slow reader never stalled ({produced} deltas, {slow_msgs} to it)");
     }
 
     // Now the slow client reads: the backlog, then error 25 for both subscriptions.

@@ -252,9 +252,9 @@ fn ts_filter(q: &HashMap<String, String>, epoch_ms: u64) -> Result<(u64, u64), A
             .transpose()
     };
     // Convert Unix seconds to simulated ms.
-    let to_sim = |s: u64| (s * 1000).saturating_sub(epoch_ms);
+    let to_sim = |s: u64| s.saturating_mul(1000).saturating_sub(epoch_ms);
     let min = parse("min_ts")?.map_or(0, to_sim);
-    let max = parse("max_ts")?.map_or(u64::MAX, |s| to_sim(s) + 999);
+    let max = parse("max_ts")?.map_or(u64::MAX, |s| to_sim(s).saturating_add(999));
     Ok((min, max))
 }
 
@@ -470,9 +470,14 @@ fn legacy_price(yes: Option<i64>, no: Option<i64>, yes_d: Option<Price>, no_d: O
 
 fn legacy_count(count: Option<i64>, count_fp: Option<Qty>) -> Result<Qty, ApiError> {
     match (count, count_fp) {
-        (Some(c), Some(fp)) if Qty::from_contracts(c) != fp => Err(ApiError::new(400, "invalid_order", "count and count_fp disagree")),
         (Some(c), _) if c < 1 => Err(ApiError::new(400, "invalid_order_size", "count must be at least 1")),
-        (Some(c), _) => Ok(Qty::from_contracts(c)),
+        (Some(c), fp) => {
+            let q = Qty::checked_from_contracts(c).ok_or_else(|| ApiError::new(400, "invalid_order_size", "count is too large"))?;
+            if fp.is_some_and(|fp| fp != q) {
+                return Err(ApiError::new(400, "invalid_order", "count and count_fp disagree"));
+            }
+            Ok(q)
+        }
         (None, Some(fp)) if fp.0 <= 0 => Err(ApiError::new(400, "invalid_order_size", "count_fp must be positive")),
         (None, Some(fp)) => Ok(fp),
         (None, None) => Err(ApiError::new(400, "invalid_order", "count or count_fp is required")),
@@ -492,7 +497,9 @@ fn tif(name: Option<&str>) -> Result<Option<TimeInForce>, ApiError> {
 }
 
 fn expiration_sim_ms(epoch_ms: u64, unix_s: u64) -> Result<u64, ApiError> {
-    (unix_s * 1000)
+    unix_s
+        .checked_mul(1000)
+        .ok_or_else(|| ApiError::bad("expiration time is out of range"))?
         .checked_sub(epoch_ms)
         .ok_or_else(|| ApiError::new(400, "invalid_order", "expiration time is in the past"))
 }
@@ -536,7 +543,8 @@ fn legacy_order(ex: &Exchange, account: AccountId, r: LegacyCreate) -> Result<Ne
     if let Some(max_cost) = r.buy_max_cost {
         // buy_max_cost caps the cost and makes the order fill-or-kill.
         let cost = Money::notional(crate::engine::opening_cost_per_contract(side, price), qty);
-        if cost > Money::from_cents(max_cost) {
+        let cap = Money::checked_from_cents(max_cost).ok_or_else(|| ApiError::bad("buy_max_cost is out of range"))?;
+        if cost > cap {
             return Err(ApiError::new(400, "invalid_order", format!("order could cost {} which exceeds buy_max_cost {max_cost} cents", cost.dollars(4))));
         }
         time_in_force = TimeInForce::FillOrKill;
@@ -622,6 +630,35 @@ fn v2_order(ex: &Exchange, account: AccountId, r: V2Create) -> Result<NewOrder, 
     })
 }
 
+/// Which order-endpoint family a create request came through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderFamily {
+    /// `POST /portfolio/orders`: side yes/no + action, integer cents or dollar strings.
+    Legacy,
+    /// `POST /portfolio/events/orders`: side bid/ask, fixed-point strings.
+    V2,
+}
+
+/// Parses a create-order body of either family into an engine order. Public so the parser
+/// can be fuzzed without a server.
+pub fn parse_order_request(ex: &Exchange, account: AccountId, family: OrderFamily, body: &[u8]) -> Result<NewOrder, ApiError> {
+    let body = Bytes::copy_from_slice(body);
+    match family {
+        OrderFamily::Legacy => legacy_order(ex, account, parse_json(&body)?),
+        OrderFamily::V2 => v2_order(ex, account, parse_json(&body)?),
+    }
+}
+
+/// Parses a decrease body (`reduce_by`/`reduce_to`, integer or fixed-point).
+pub fn parse_decrease_request(body: &[u8]) -> Result<Reduce, ApiError> {
+    decrease_amount(&parse_json(&Bytes::copy_from_slice(body))?)
+}
+
+/// Parses a batch-cancel body (`{"ids": [...]}` or `{"orders": [{"order_id": ...}]}`).
+pub fn parse_batch_cancel_request(body: &[u8]) -> Result<Vec<String>, ApiError> {
+    batch_cancel_ids(&Bytes::copy_from_slice(body))
+}
+
 /// Places a parsed order, applying any armed order-rejection fault first.
 fn place(s: &Shared, req: NewOrder) -> Result<(Order, Option<Price>, Money), ApiError> {
     if let Some(code) = s.faults.take_order_reject() {
@@ -637,8 +674,7 @@ fn place(s: &Shared, req: NewOrder) -> Result<(Order, Option<Price>, Money), Api
 
 async fn legacy_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
     let account = caller(c)?;
-    let r: LegacyCreate = parse_json(&body)?;
-    let req = legacy_order(&s.lock().exchange, account, r)?;
+    let req = parse_order_request(&s.lock().exchange, account, OrderFamily::Legacy, &body)?;
     let (order, _, _) = place(&s, req)?;
     let v = s.lock();
     created(json!({"order": wire::order_json(&v.exchange, &order)}))
@@ -662,8 +698,7 @@ fn v2_create_json(ex: &Exchange, order: &Order, avg: Option<Price>, fees: Money)
 
 async fn v2_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
     let account = caller(c)?;
-    let r: V2Create = parse_json(&body)?;
-    let req = v2_order(&s.lock().exchange, account, r)?;
+    let req = parse_order_request(&s.lock().exchange, account, OrderFamily::V2, &body)?;
     let (order, avg, fees) = place(&s, req)?;
     let v = s.lock();
     created(v2_create_json(&v.exchange, &order, avg, fees))
@@ -989,7 +1024,7 @@ struct DecreaseReq {
 fn decrease_amount(r: &DecreaseReq) -> Result<Reduce, ApiError> {
     let as_qty = |v: &Value, name: &str| -> Result<Qty, ApiError> {
         match v {
-            Value::Number(n) if n.is_i64() => Ok(Qty::from_contracts(n.as_i64().unwrap_or(0))),
+            Value::Number(n) if n.is_i64() => Qty::checked_from_contracts(n.as_i64().unwrap_or(0)).ok_or_else(|| ApiError::bad(format!("{name} is out of range"))),
             Value::String(s) => Qty::parse(s).map_err(|e| ApiError::bad(format!("{name}: {e}"))),
             _ => Err(ApiError::bad(format!("{name} must be an integer or a decimal string"))),
         }
