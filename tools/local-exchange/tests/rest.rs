@@ -37,6 +37,12 @@ async fn public_market_data_and_pagination() {
     let (s, body) = v.call(None, "GET", "/exchange/status", None).await;
     assert_eq!(s, 200);
     assert_eq!(body["trading_active"], true);
+    let (s, body) = v.call(None, "GET", "/exchange/schedule", None).await;
+    assert_eq!(s, 200);
+    assert!(body["schedule"]["standard_hours"].is_array());
+    let (s, body) = v.get(0, "/exchange/user_data_timestamp").await;
+    assert_eq!(s, 200);
+    assert!(body["as_of_time"].as_str().unwrap().ends_with('Z'));
 
     let (s, body) = v.call(None, "GET", "/markets?limit=2", None).await;
     assert_eq!(s, 200);
