@@ -1370,6 +1370,9 @@ impl Exchange {
             o.updated_ms = now_ms;
             o.last_update = UpdateReason::Amend;
         }
+        // An amended order that meets its own account is the incoming order: under
+        // taker_at_cross it is cancelled, exactly as a new order would be.
+        let mut self_cross = false;
         loop {
             let remaining = self.orders[&id].remaining;
             if remaining.is_zero() {
@@ -1380,7 +1383,10 @@ impl Exchange {
             };
             if entry.account == account {
                 match old.stp {
-                    SelfTradePrevention::TakerAtCross => break,
+                    SelfTradePrevention::TakerAtCross => {
+                        self_cross = true;
+                        break;
+                    }
                     SelfTradePrevention::Maker => {
                         self.cancel_internal(now_ms, entry.order, UpdateReason::SelfTradeCancel);
                         continue;
@@ -1391,8 +1397,15 @@ impl Exchange {
             self.execute(now_ms, entry.order, id, price, x);
         }
         let remaining = self.orders[&id].remaining;
-        if remaining.is_zero() {
-            self.orders.get_mut(&id).expect("order exists").status = OrderStatus::Executed;
+        if remaining.is_zero() || self_cross {
+            let o = self.orders.get_mut(&id).expect("order exists");
+            if remaining.is_zero() {
+                o.status = OrderStatus::Executed;
+            } else {
+                o.status = OrderStatus::Canceled;
+                o.remaining = Qty::ZERO;
+                o.last_update = UpdateReason::SelfTradeCancel;
+            }
             if let Some(exp) = old.expiration_ms {
                 self.expiries.remove(&(exp, id));
             }
