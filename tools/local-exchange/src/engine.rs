@@ -729,7 +729,7 @@ impl Exchange {
     fn requirement(&self, account: AccountId, market: MarketId, extra: Option<(Side, Price, Qty)>) -> Money {
         let acct = &self.accounts[account as usize];
         let Some(pos) = acct.positions.get(&market) else {
-            return extra.map_or(Money::ZERO, |(s, p, q)| self.side_requirement(market, Qty::ZERO, s, &mut vec![(p, q)]));
+            return extra.map_or(Money::ZERO, |(s, p, q)| self.side_requirement(market, Qty::ZERO, s, &mut [(p, q)]));
         };
         let mut bids = Vec::new();
         let mut asks = Vec::new();

@@ -786,7 +786,7 @@ async fn list_orders(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQuer
         .filter(|o| q.get("status").is_none_or(|st| o.status.name() == st))
         .filter(|o| o.created_ms >= min && o.created_ms <= max)
         .collect();
-    orders.sort_by(|a, b| b.id.cmp(&a.id));
+    orders.sort_by_key(|o| std::cmp::Reverse(o.id));
     let orders: Vec<Value> = orders.into_iter().map(|o| wire::order_json(ex, o)).collect();
     let (orders, cursor) = paginate(orders, &p);
     ok(json!({"orders": orders, "cursor": cursor}))
