@@ -238,6 +238,8 @@ pub struct Market {
     pub last_price: Option<Price>,
     pub previous_price: Option<Price>,
     pub volume: Qty,
+    /// Traded notional on the YES leg (sum of price x count).
+    pub notional_volume: Money,
     pub open_interest: Qty,
     pub last_trade_qty: Qty,
     pub trade_count: u64,
@@ -251,6 +253,7 @@ pub struct TickerState {
     pub yes_bid: Option<(Price, Qty)>,
     pub yes_ask: Option<(Price, Qty)>,
     pub volume: Qty,
+    pub notional_volume: Money,
     pub open_interest: Qty,
     pub last_trade_qty: Qty,
 }
@@ -627,6 +630,7 @@ impl Exchange {
             last_price: None,
             previous_price: None,
             volume: Qty::ZERO,
+            notional_volume: Money::ZERO,
             open_interest: Qty::ZERO,
             last_trade_qty: Qty::ZERO,
             trade_count: 0,
@@ -1057,6 +1061,7 @@ impl Exchange {
             m.previous_price = m.last_price;
             m.last_price = Some(price);
             m.volume += qty;
+            m.notional_volume += Money::notional(price, qty);
             m.open_interest += oi_change;
             m.last_trade_qty = qty;
             m.trade_count += 1;
@@ -1713,6 +1718,7 @@ impl Exchange {
             yes_bid: m.book.best(Side::Bid),
             yes_ask: m.book.best(Side::Ask),
             volume: m.volume,
+            notional_volume: m.notional_volume,
             open_interest: m.open_interest,
             last_trade_qty: m.last_trade_qty,
         }

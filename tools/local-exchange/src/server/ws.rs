@@ -985,8 +985,7 @@ impl Session {
         let ask = st.yes_ask.map_or(Price(10_000), |a| a.0);
         let last = st.last_price.unwrap_or(Price(0));
         let e = self.epoch_ms;
-        // Whole dollars of notional, approximated at the last price (the engine keeps no
-        // traded notional).
+        // Open interest in whole dollars at the last price; volume is the exact traded notional.
         let dollars = |q: Qty| (q.0 as i128 * i128::from(last.0) / 1_000_000) as i64;
         let msg = json!({
             "market_ticker": ticker,
@@ -1000,7 +999,7 @@ impl Session {
             "yes_ask_size_fp": st.yes_ask.map_or(Qty::ZERO, |a| a.1).fp(),
             "volume_fp": st.volume.fp(),
             "open_interest_fp": st.open_interest.fp(),
-            "dollar_volume": dollars(st.volume),
+            "dollar_volume": st.notional_volume.0 / 1_000_000,
             "dollar_open_interest": dollars(st.open_interest),
             "last_trade_size_fp": st.last_trade_qty.fp(),
             "ts": wire::unix_s(e, ts_ms),
