@@ -549,6 +549,15 @@ pub struct Exchange {
     journal_seq: u64,
 }
 
+/// What matching an incoming order did.
+#[derive(Default)]
+struct Crossed {
+    /// Sum of price x count over its fills (1e-6 dollars).
+    notional: i128,
+    /// It met its own account under taker_at_cross and must not rest.
+    self_cross: bool,
+}
+
 const FEE_RAW_PER_CENT: i128 = 1_000_000_000_000; // 1e-14 dollar units in a cent
 const MICRO_PER_CENT: i64 = 10_000;
 
@@ -952,29 +961,10 @@ impl Exchange {
         let mut notional = 0i128;
         let mut cancel_reason = None;
         // Match against the opposite side.
-        loop {
-            let remaining = self.orders[&id].remaining;
-            if remaining.is_zero() {
-                break;
-            }
-            let Some((price, entry)) = self.markets[market as usize].book.front_crossing(req.side, req.price) else {
-                break;
-            };
-            if entry.account == req.account {
-                match req.stp {
-                    SelfTradePrevention::TakerAtCross => {
-                        cancel_reason = Some(UpdateReason::SelfTradeCancel);
-                        break;
-                    }
-                    SelfTradePrevention::Maker => {
-                        self.cancel_internal(now_ms, entry.order, UpdateReason::SelfTradeCancel);
-                        continue;
-                    }
-                }
-            }
-            let x = remaining.min(entry.remaining);
-            self.execute(now_ms, entry.order, id, price, x);
-            notional += i128::from(price.0) * i128::from(x.0);
+        let crossed = self.match_incoming(now_ms, id, req.price);
+        notional += crossed.notional;
+        if crossed.self_cross {
+            cancel_reason = Some(UpdateReason::SelfTradeCancel);
         }
 
         let remaining = self.orders[&id].remaining;
@@ -1024,6 +1014,42 @@ impl Exchange {
             order,
             average_fill_price,
         })
+    }
+
+    /// Matches the incoming order `id` (its side, account and self-trade rule) against the
+    /// other side up to `limit`, at the resting orders' prices. Stops when it is filled, the
+    /// book no longer crosses, or it meets its own account under taker_at_cross.
+    fn match_incoming(&mut self, now_ms: u64, id: OrderId, limit: Price) -> Crossed {
+        let (market, side, account, stp) = {
+            let o = &self.orders[&id];
+            (o.market, o.side, o.account, o.stp)
+        };
+        let mut out = Crossed::default();
+        loop {
+            let remaining = self.orders[&id].remaining;
+            if remaining.is_zero() {
+                break;
+            }
+            let Some((price, entry)) = self.markets[market as usize].book.front_crossing(side, limit) else {
+                break;
+            };
+            if entry.account == account {
+                match stp {
+                    SelfTradePrevention::TakerAtCross => {
+                        out.self_cross = true;
+                        break;
+                    }
+                    SelfTradePrevention::Maker => {
+                        self.cancel_internal(now_ms, entry.order, UpdateReason::SelfTradeCancel);
+                        continue;
+                    }
+                }
+            }
+            let x = remaining.min(entry.remaining);
+            self.execute(now_ms, entry.order, id, price, x);
+            out.notional += i128::from(price.0) * i128::from(x.0);
+        }
+        out
     }
 
     /// One fill between a resting maker and an incoming taker at the maker's price.
@@ -1377,30 +1403,7 @@ impl Exchange {
         }
         // An amended order that meets its own account is the incoming order: under
         // taker_at_cross it is cancelled, exactly as a new order would be.
-        let mut self_cross = false;
-        loop {
-            let remaining = self.orders[&id].remaining;
-            if remaining.is_zero() {
-                break;
-            }
-            let Some((price, entry)) = self.markets[market as usize].book.front_crossing(old.side, new_price) else {
-                break;
-            };
-            if entry.account == account {
-                match old.stp {
-                    SelfTradePrevention::TakerAtCross => {
-                        self_cross = true;
-                        break;
-                    }
-                    SelfTradePrevention::Maker => {
-                        self.cancel_internal(now_ms, entry.order, UpdateReason::SelfTradeCancel);
-                        continue;
-                    }
-                }
-            }
-            let x = remaining.min(entry.remaining);
-            self.execute(now_ms, entry.order, id, price, x);
-        }
+        let self_cross = self.match_incoming(now_ms, id, new_price).self_cross;
         let remaining = self.orders[&id].remaining;
         if remaining.is_zero() || self_cross {
             let o = self.orders.get_mut(&id).expect("order exists");

@@ -712,48 +712,39 @@ struct BatchCreate<T> {
 
 const MAX_BATCH: usize = 20;
 
-async fn legacy_batch_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
-    let account = caller(c)?;
-    let r: BatchCreate<Value> = parse_json(&body)?;
+/// Places each order of a batch in turn; one item's failure is reported in its slot and does
+/// not stop the others (Kalshi's batch semantics). `render` shapes a success per family.
+fn batch_create(s: &Shared, account: AccountId, family: OrderFamily, body: &Bytes, render: impl Fn(&Exchange, &Order, Option<Price>, Money, &Value) -> Value) -> ApiResult {
+    let r: BatchCreate<Value> = parse_json(body)?;
     if r.orders.is_empty() || r.orders.len() > MAX_BATCH {
         return Err(ApiError::bad(format!("a batch holds 1 to {MAX_BATCH} orders, got {}", r.orders.len())));
     }
     let mut out = Vec::new();
     for item in r.orders {
         let client_order_id = item.get("client_order_id").cloned().unwrap_or(Value::Null);
-        let result = serde_json::from_value::<LegacyCreate>(item)
+        let result = serde_json::to_vec(&item)
             .map_err(|e| ApiError::bad(format!("invalid order: {e}")))
-            .and_then(|o| legacy_order(&s.lock().exchange, account, o))
-            .and_then(|o| place(&s, o));
+            .and_then(|bytes| parse_order_request(&s.lock().exchange, account, family, &bytes))
+            .and_then(|o| place(s, o));
         let v = s.lock();
         out.push(match result {
-            Ok((order, _, _)) => json!({"client_order_id": client_order_id, "order": wire::order_json(&v.exchange, &order), "error": null}),
+            Ok((order, avg, fees)) => render(&v.exchange, &order, avg, fees, &client_order_id),
             Err(e) => json!({"client_order_id": client_order_id, "order": null, "error": {"code": e.code, "message": e.message}}),
         });
     }
     created(json!({"orders": out}))
 }
 
+async fn legacy_batch_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
+    let account = caller(c)?;
+    batch_create(&s, account, OrderFamily::Legacy, &body, |ex, order, _, _, cid| {
+        json!({"client_order_id": cid, "order": wire::order_json(ex, order), "error": null})
+    })
+}
+
 async fn v2_batch_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
     let account = caller(c)?;
-    let r: BatchCreate<Value> = parse_json(&body)?;
-    if r.orders.is_empty() || r.orders.len() > MAX_BATCH {
-        return Err(ApiError::bad(format!("a batch holds 1 to {MAX_BATCH} orders, got {}", r.orders.len())));
-    }
-    let mut out = Vec::new();
-    for item in r.orders {
-        let client_order_id = item.get("client_order_id").cloned().unwrap_or(Value::Null);
-        let result = serde_json::from_value::<V2Create>(item)
-            .map_err(|e| ApiError::bad(format!("invalid order: {e}")))
-            .and_then(|o| v2_order(&s.lock().exchange, account, o))
-            .and_then(|o| place(&s, o));
-        let v = s.lock();
-        out.push(match result {
-            Ok((order, avg, fees)) => v2_create_json(&v.exchange, &order, avg, fees),
-            Err(e) => json!({"client_order_id": client_order_id, "error": {"code": e.code, "message": e.message}}),
-        });
-    }
-    created(json!({"orders": out}))
+    batch_create(&s, account, OrderFamily::V2, &body, |ex, order, avg, fees, _| v2_create_json(ex, order, avg, fees))
 }
 
 async fn get_order(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id): Path<String>) -> ApiResult {
