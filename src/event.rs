@@ -1,0 +1,262 @@
+//! The two message types that cross the rings: [`Event`] (io thread to strategy) and
+//! [`Command`] (strategy to io thread).
+//!
+//! Both are `Copy`, fixed-size and allocation-free, so a ring slot holds one by value and the
+//! hot path never touches the heap. Variable-length exchange messages are split: an order-book
+//! snapshot arrives as `BookClear`, one `BookLevel` per level, then `BookSnapshotEnd`.
+//! Book prices are always on the YES scale: a NO bid at p is carried as a YES ask at 1 - p.
+
+pub use local_exchange::book::Side;
+pub use local_exchange::units::{Money, Price, Qty};
+
+/// A market's small index, interned from its ticker at subscribe time.
+pub type MarketIdx = u16;
+
+/// kmm's own order reference, sent as the `client_order_id` (see [`ClientRef::write`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ClientRef(pub u64);
+
+impl ClientRef {
+    pub const PREFIX: &'static [u8] = b"kmm-";
+    /// Wire length of a client order id: "kmm-" and 16 hex digits.
+    pub const WIRE_LEN: usize = 20;
+
+    /// Writes the wire form into `out` (exactly [`ClientRef::WIRE_LEN`] bytes).
+    pub fn write(self, out: &mut [u8; Self::WIRE_LEN]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        out[..4].copy_from_slice(Self::PREFIX);
+        for i in 0..16 {
+            out[4 + i] = HEX[((self.0 >> (60 - 4 * i)) & 0xf) as usize];
+        }
+    }
+
+    /// Parses the wire form; anything else (another client's id, or none) is `None`.
+    pub fn parse(text: &[u8]) -> Option<ClientRef> {
+        if text.len() != Self::WIRE_LEN || !text.starts_with(Self::PREFIX) {
+            return None;
+        }
+        let mut v = 0u64;
+        for &b in &text[4..] {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | u64::from(d);
+        }
+        Some(ClientRef(v))
+    }
+}
+
+/// The exchange's order id (a UUID), as 128 bits so it fits a ring slot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct OrderId(pub u128);
+
+impl OrderId {
+    pub const WIRE_LEN: usize = 36;
+
+    /// Parses "8-4-4-4-12" hex; `None` for anything else.
+    pub fn parse(text: &[u8]) -> Option<OrderId> {
+        if text.len() != Self::WIRE_LEN {
+            return None;
+        }
+        let mut v = 0u128;
+        for (i, &b) in text.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if b != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return None,
+            };
+            v = (v << 4) | u128::from(d);
+        }
+        Some(OrderId(v))
+    }
+
+    /// Writes the lower-case UUID form into `out`.
+    pub fn write(self, out: &mut [u8; Self::WIRE_LEN]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut nibble = 0;
+        for (i, slot) in out.iter_mut().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                *slot = b'-';
+                continue;
+            }
+            *slot = HEX[((self.0 >> (124 - 4 * nibble)) & 0xf) as usize];
+            nibble += 1;
+        }
+    }
+}
+
+/// Where an event came from and when: the subscription and its sequence number (so each
+/// trade and delta is counted exactly once), the exchange's timestamp, and the TSC stamps of
+/// the stages it went through on the io thread.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamp {
+    /// WebSocket subscription id; 0 for REST replies and internal events.
+    pub sid: u32,
+    /// Sequence number within `sid`; 0 on unsequenced channels.
+    pub seq: u64,
+    /// Exchange timestamp in Unix milliseconds; 0 when the message has none.
+    pub exchange_ts_ms: u64,
+    /// TSC when the read that delivered the frame's last bytes returned.
+    pub read_tsc: u64,
+    /// TSC when the frame was deframed and decrypted.
+    pub decoded_tsc: u64,
+    /// TSC when the event was parsed and pushed.
+    pub parsed_tsc: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderStatus {
+    Resting,
+    Canceled,
+    Executed,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Lifecycle {
+    Activated,
+    Deactivated,
+    Closed,
+    Determined { yes: bool },
+    Settled,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Channel {
+    OrderbookDelta,
+    Trade,
+    Ticker,
+    Fill,
+    UserOrders,
+    MarketPositions,
+    MarketLifecycle,
+}
+
+/// Why the exchange refused an order request, as a plain enum for the hot path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RejectReason {
+    InvalidPrice,
+    InvalidOrder,
+    InsufficientBalance,
+    PostOnlyCross,
+    FillOrKillInsufficient,
+    MarketClosed,
+    TradingPaused,
+    RateLimited,
+    NotFound,
+    ServerError,
+    Other,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum EventBody {
+    /// A snapshot begins: forget this market's book.
+    BookClear { market: MarketIdx },
+    /// One level of a snapshot.
+    BookLevel { market: MarketIdx, side: Side, price: Price, qty: Qty },
+    /// The snapshot is complete; the book is live again.
+    BookSnapshotEnd { market: MarketIdx },
+    /// A change of resting quantity at one level; `own` when our own order caused it.
+    BookDelta { market: MarketIdx, side: Side, price: Price, delta: Qty, own: bool },
+    /// A public trade; `taker` is the side that crossed (Bid: the taker bought YES).
+    Trade { market: MarketIdx, yes_price: Price, qty: Qty, taker: Side },
+    /// Top of book and last trade as the exchange summarises them.
+    Ticker { market: MarketIdx, yes_bid: Price, yes_ask: Price, last: Price },
+    /// One of our fills.
+    Fill { market: MarketIdx, client: ClientRef, order: OrderId, side: Side, yes_price: Price, qty: Qty, is_taker: bool, fee: Money, post_position: Qty },
+    /// The state of one of our orders changed.
+    OrderUpdate { market: MarketIdx, client: ClientRef, order: OrderId, status: OrderStatus, side: Side, price: Price, remaining: Qty, filled: Qty },
+    /// Our position in a market as the exchange holds it.
+    Position { market: MarketIdx, position: Qty, realized_pnl: Money, fees_paid: Money },
+    Lifecycle { market: MarketIdx, kind: Lifecycle },
+    /// A REST order request succeeded.
+    OrderAck { market: MarketIdx, client: ClientRef, order: OrderId, status: OrderStatus, filled: Qty, remaining: Qty },
+    /// A REST order request failed; nothing changed at the exchange.
+    OrderReject { market: MarketIdx, client: ClientRef, reason: RejectReason, http_status: u16 },
+    Subscribed { channel: Channel, sid: u32 },
+    /// A sequence gap or a terminal subscription error: the market's book is stale until the
+    /// snapshot that follows.
+    Stale { market: MarketIdx },
+    /// The exchange answered a command with an error code (Kalshi's WS error codes).
+    WsError { code: u16, sid: u32 },
+    Connected,
+    Disconnected,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Event {
+    pub stamp: Stamp,
+    pub body: EventBody,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeInForce {
+    GoodTillCanceled,
+    ImmediateOrCancel,
+    FillOrKill,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CommandBody {
+    Place { market: MarketIdx, client: ClientRef, side: Side, price: Price, qty: Qty, tif: TimeInForce, post_only: bool },
+    Cancel { market: MarketIdx, client: ClientRef, order: OrderId },
+    /// Move to a new price and/or total size (loses queue priority unless it only shrinks).
+    Amend { market: MarketIdx, client: ClientRef, order: OrderId, side: Side, price: Price, total: Qty },
+    /// Shrink in place, keeping queue priority.
+    Decrease { market: MarketIdx, client: ClientRef, order: OrderId, reduce_to: Qty },
+    CancelAll,
+    /// Ask for a fresh snapshot of a stale book.
+    Resync { market: MarketIdx },
+}
+
+/// A command and the stamps of the event that caused it, so the io thread can record
+/// tick-to-order from the read that delivered the trigger to the write of the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Command {
+    pub body: CommandBody,
+    pub cause: Stamp,
+    pub dequeued_tsc: u64,
+    pub decided_tsc: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_stay_small() {
+        // Ring slots are copied by value; keep them within two cache lines.
+        assert!(std::mem::size_of::<Event>() <= 128, "{}", std::mem::size_of::<Event>());
+        assert!(std::mem::size_of::<Command>() <= 128, "{}", std::mem::size_of::<Command>());
+    }
+
+    #[test]
+    fn client_refs_round_trip() {
+        let mut buf = [0u8; ClientRef::WIRE_LEN];
+        for v in [0u64, 1, 0xdead_beef, u64::MAX] {
+            ClientRef(v).write(&mut buf);
+            assert_eq!(ClientRef::parse(&buf), Some(ClientRef(v)));
+        }
+        assert_eq!(ClientRef::parse(b"someone-else"), None);
+        assert_eq!(ClientRef::parse(b"kmm-000000000000000g"), None);
+    }
+
+    #[test]
+    fn order_ids_round_trip() {
+        let text = b"0b6e2a9a-0a11-41c0-4f77-2a9a1c021af4";
+        let id = OrderId::parse(text).unwrap();
+        let mut out = [0u8; OrderId::WIRE_LEN];
+        id.write(&mut out);
+        assert_eq!(&out, text);
+        assert_eq!(OrderId::parse(b"0b6e2a9a-0a11-41c0-4f77-2a9a1c021af"), None);
+        assert_eq!(OrderId::parse(b"0b6e2a9a00a11-41c0-4f77-2a9a1c021af4"), None);
+    }
+}
