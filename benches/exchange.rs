@@ -36,8 +36,10 @@ fn deep_book() -> (Exchange, u32, u32) {
     let taker = ex.add_account("taker".into(), Money::from_cents(1 << 50), true);
     for level in 0..10u32 {
         for _ in 0..50 {
-            ex.place(0, NewOrder::limit(maker, m, Side::Bid, Price(4_900 - level * 100), Qty(10_000))).unwrap();
-            ex.place(0, NewOrder::limit(maker, m, Side::Ask, Price(5_100 + level * 100), Qty(10_000))).unwrap();
+            ex.place(0, NewOrder::limit(maker, m, Side::Bid, Price(4_900 - level * 100), Qty(10_000)))
+                .unwrap();
+            ex.place(0, NewOrder::limit(maker, m, Side::Ask, Price(5_100 + level * 100), Qty(10_000)))
+                .unwrap();
         }
     }
     ex.take_events();
@@ -68,7 +70,8 @@ fn matching(c: &mut Criterion) {
             let mut take = NewOrder::limit(taker, 0, Side::Bid, Price(5_100), Qty(10_000));
             take.tif = TimeInForce::ImmediateOrCancel;
             ex.place(t, take).unwrap();
-            ex.place(t, NewOrder::limit(maker, 0, Side::Ask, Price(5_100), Qty(10_000))).unwrap();
+            ex.place(t, NewOrder::limit(maker, 0, Side::Ask, Price(5_100), Qty(10_000)))
+                .unwrap();
             ex.take_events();
         })
     });
@@ -114,7 +117,11 @@ fn matching(c: &mut Criterion) {
 /// One WS client subscribed to a market's book; the bench injects book updates into the
 /// exchange and times until the client has received all of them.
 fn fanout(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     let (running, mut ws, lp) = rt.block_on(async {
         let mut ex = Exchange::new(ExchangeConfig::default());
         ex.add_market(spec(), 0);
@@ -135,10 +142,14 @@ fn fanout(c: &mut Criterion) {
             req.headers_mut().insert(k, v.parse().unwrap());
         }
         let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)).await.unwrap();
-        ws.send(Message::Text(r#"{"id":1,"cmd":"subscribe","params":{"channels":["orderbook_delta"],"market_ticker":"BENCH"}}"#.into()))
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
             .await
             .unwrap();
+        ws.send(Message::Text(
+            r#"{"id":1,"cmd":"subscribe","params":{"channels":["orderbook_delta"],"market_ticker":"BENCH"}}"#.into(),
+        ))
+        .await
+        .unwrap();
         // subscribed + snapshot
         let mut seen = 0;
         while seen < 2 {
@@ -165,7 +176,9 @@ fn fanout(c: &mut Criterion) {
                     std::thread::spawn(move || {
                         for i in 0..UPDATES / 2 {
                             let price = Price(3_000 + (i % 20) as u32 * 100);
-                            let id = shared.with_exchange(|ex, now| ex.place(now, NewOrder::limit(lp, 0, Side::Bid, price, Qty(100))).unwrap().order.id);
+                            let id = shared.with_exchange(|ex, now| {
+                                ex.place(now, NewOrder::limit(lp, 0, Side::Bid, price, Qty(100))).unwrap().order.id
+                            });
                             shared.with_exchange(|ex, now| ex.cancel(now, lp, id).unwrap());
                         }
                     })

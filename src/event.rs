@@ -159,34 +159,106 @@ pub enum RejectReason {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum EventBody {
     /// A snapshot begins: forget this market's book.
-    BookClear { market: MarketIdx },
+    BookClear {
+        market: MarketIdx,
+    },
     /// One level of a snapshot.
-    BookLevel { market: MarketIdx, side: Side, price: Price, qty: Qty },
+    BookLevel {
+        market: MarketIdx,
+        side: Side,
+        price: Price,
+        qty: Qty,
+    },
     /// The snapshot is complete; the book is live again.
-    BookSnapshotEnd { market: MarketIdx },
+    BookSnapshotEnd {
+        market: MarketIdx,
+    },
     /// A change of resting quantity at one level; `own` when our own order caused it.
-    BookDelta { market: MarketIdx, side: Side, price: Price, delta: Qty, own: bool },
+    BookDelta {
+        market: MarketIdx,
+        side: Side,
+        price: Price,
+        delta: Qty,
+        own: bool,
+    },
     /// A public trade; `taker` is the side that crossed (Bid: the taker bought YES).
-    Trade { market: MarketIdx, yes_price: Price, qty: Qty, taker: Side },
+    Trade {
+        market: MarketIdx,
+        yes_price: Price,
+        qty: Qty,
+        taker: Side,
+    },
     /// Top of book and last trade as the exchange summarises them.
-    Ticker { market: MarketIdx, yes_bid: Price, yes_ask: Price, last: Price },
+    Ticker {
+        market: MarketIdx,
+        yes_bid: Price,
+        yes_ask: Price,
+        last: Price,
+    },
     /// One of our fills.
-    Fill { market: MarketIdx, client: ClientRef, order: OrderId, side: Side, yes_price: Price, qty: Qty, is_taker: bool, fee: Money, post_position: Qty },
+    Fill {
+        market: MarketIdx,
+        client: ClientRef,
+        order: OrderId,
+        side: Side,
+        yes_price: Price,
+        qty: Qty,
+        is_taker: bool,
+        fee: Money,
+        post_position: Qty,
+    },
     /// The state of one of our orders changed.
-    OrderUpdate { market: MarketIdx, client: ClientRef, order: OrderId, status: OrderStatus, side: Side, price: Price, remaining: Qty, filled: Qty },
+    OrderUpdate {
+        market: MarketIdx,
+        client: ClientRef,
+        order: OrderId,
+        status: OrderStatus,
+        side: Side,
+        price: Price,
+        remaining: Qty,
+        filled: Qty,
+    },
     /// Our position in a market as the exchange holds it.
-    Position { market: MarketIdx, position: Qty, realized_pnl: Money, fees_paid: Money },
-    Lifecycle { market: MarketIdx, kind: Lifecycle },
+    Position {
+        market: MarketIdx,
+        position: Qty,
+        realized_pnl: Money,
+        fees_paid: Money,
+    },
+    Lifecycle {
+        market: MarketIdx,
+        kind: Lifecycle,
+    },
     /// A REST order request succeeded.
-    OrderAck { market: MarketIdx, client: ClientRef, order: OrderId, status: OrderStatus, filled: Qty, remaining: Qty },
+    OrderAck {
+        market: MarketIdx,
+        client: ClientRef,
+        order: OrderId,
+        status: OrderStatus,
+        filled: Qty,
+        remaining: Qty,
+    },
     /// A REST order request failed; nothing changed at the exchange.
-    OrderReject { market: MarketIdx, client: ClientRef, reason: RejectReason, http_status: u16 },
-    Subscribed { channel: Channel, sid: u32 },
+    OrderReject {
+        market: MarketIdx,
+        client: ClientRef,
+        reason: RejectReason,
+        http_status: u16,
+    },
+    Subscribed {
+        channel: Channel,
+        sid: u32,
+    },
     /// A sequence gap or a terminal subscription error: the market's book is stale until the
     /// snapshot that follows.
-    Stale { market: MarketIdx },
+    Stale {
+        market: MarketIdx,
+    },
     /// The exchange answered a command with an error code (Kalshi's WS error codes).
-    WsError { code: u16, sid: u32 },
+    WsError {
+        code: u16,
+        sid: u32,
+    },
     Connected,
     Disconnected,
 }
@@ -206,15 +278,41 @@ pub enum TimeInForce {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CommandBody {
-    Place { market: MarketIdx, client: ClientRef, side: Side, price: Price, qty: Qty, tif: TimeInForce, post_only: bool },
-    Cancel { market: MarketIdx, client: ClientRef, order: OrderId },
+    Place {
+        market: MarketIdx,
+        client: ClientRef,
+        side: Side,
+        price: Price,
+        qty: Qty,
+        tif: TimeInForce,
+        post_only: bool,
+    },
+    Cancel {
+        market: MarketIdx,
+        client: ClientRef,
+        order: OrderId,
+    },
     /// Move to a new price and/or total size (loses queue priority unless it only shrinks).
-    Amend { market: MarketIdx, client: ClientRef, order: OrderId, side: Side, price: Price, total: Qty },
+    Amend {
+        market: MarketIdx,
+        client: ClientRef,
+        order: OrderId,
+        side: Side,
+        price: Price,
+        total: Qty,
+    },
     /// Shrink in place, keeping queue priority.
-    Decrease { market: MarketIdx, client: ClientRef, order: OrderId, reduce_to: Qty },
+    Decrease {
+        market: MarketIdx,
+        client: ClientRef,
+        order: OrderId,
+        reduce_to: Qty,
+    },
     CancelAll,
     /// Ask for a fresh snapshot of a stale book.
-    Resync { market: MarketIdx },
+    Resync {
+        market: MarketIdx,
+    },
 }
 
 /// A command and the stamps of the event that caused it, so the io thread can record

@@ -11,7 +11,10 @@ fn main() -> ExitCode {
     match args.next() {
         Some(cmd) if cmd == "exchange" => local_exchange::cli::main_from(std::iter::once(program.clone()).chain(args)),
         _ => {
-            eprintln!("usage: {} exchange [OPTIONS]   run the embedded local Kalshi exchange (--help for options)", program.to_string_lossy());
+            eprintln!(
+                "usage: {} exchange [OPTIONS]   run the embedded local Kalshi exchange (--help for options)",
+                program.to_string_lossy()
+            );
             ExitCode::from(2)
         }
     }

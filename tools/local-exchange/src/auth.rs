@@ -26,9 +26,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use rsa::pkcs1::{DecodeRsaPrivateKey, DecodeRsaPublicKey, EncodeRsaPrivateKey};
 // rsa 0.9 and ed25519-dalek 2 share pkcs8 0.10, so these traits serve both key types.
-use rsa::pkcs8::{
-    DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding,
-};
+use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
 use rsa::signature::{RandomizedSigner, SignatureEncoding};
 use rsa::traits::PublicKeyParts;
 use rsa::{BigUint, RsaPrivateKey, RsaPublicKey};
@@ -171,14 +169,7 @@ pub fn random_key_id() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[0..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &hex[0..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..32])
 }
 
 /// Generates a key pair with the OS RNG. `rsa_bits` is ignored for Ed25519.
@@ -235,9 +226,7 @@ pub struct Signer {
 
 impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Signer")
-            .field("kind", &self.kind)
-            .finish_non_exhaustive()
+        f.debug_struct("Signer").field("kind", &self.kind).finish_non_exhaustive()
     }
 }
 
@@ -267,13 +256,9 @@ impl Signer {
             .next()
             .and_then(|l| l.strip_prefix("-----BEGIN "))
             .and_then(|l| l.strip_suffix("-----"))
-            .map(|label| {
-                format!("got a PEM labelled {label:?}, which is not a supported or valid key")
-            })
+            .map(|label| format!("got a PEM labelled {label:?}, which is not a supported or valid key"))
             .unwrap_or_else(|| "input is not PEM".to_string());
-        Err(anyhow!(
-            "unsupported private key ({seen}); {ACCEPTED_FORMATS}"
-        ))
+        Err(anyhow!("unsupported private key ({seen}); {ACCEPTED_FORMATS}"))
     }
 
     fn from_rsa(key: RsaPrivateKey, kind: KeyKind) -> anyhow::Result<Signer> {
@@ -301,11 +286,7 @@ impl Signer {
     /// Base64 signature for a request. `path` may include a query string; it is cut
     /// at '?' because Kalshi signs the path only.
     pub fn sign(&self, timestamp_ms: i64, method: &str, path: &str) -> String {
-        let message = signing_message(
-            &timestamp_ms.to_string(),
-            &method.to_ascii_uppercase(),
-            path,
-        );
+        let message = signing_message(&timestamp_ms.to_string(), &method.to_ascii_uppercase(), path);
         let signature = match &self.key {
             SigningKey::Rsa(key) => key
                 .try_sign_with_rng(&mut OsRng, &message)
@@ -318,13 +299,7 @@ impl Signer {
         BASE64.encode(signature)
     }
 
-    pub fn headers(
-        &self,
-        key_id: &str,
-        timestamp_ms: i64,
-        method: &str,
-        path: &str,
-    ) -> [(&'static str, String); 3] {
+    pub fn headers(&self, key_id: &str, timestamp_ms: i64, method: &str, path: &str) -> [(&'static str, String); 3] {
         [
             (HEADER_KEY, key_id.to_string()),
             (HEADER_TIMESTAMP, timestamp_ms.to_string()),
@@ -334,9 +309,7 @@ impl Signer {
 }
 
 fn present<'a>(value: Option<&'a str>, header: &'static str) -> Result<&'a str, AuthError> {
-    value
-        .filter(|v| !v.is_empty())
-        .ok_or(AuthError::MissingHeader(header))
+    value.filter(|v| !v.is_empty()).ok_or(AuthError::MissingHeader(header))
 }
 
 fn signing_message(timestamp: &str, method: &str, path: &str) -> Vec<u8> {
@@ -407,12 +380,7 @@ impl Verifier {
     }
 
     /// Registers (or replaces) a key; returns what was registered under that id before.
-    pub fn add_key(
-        &mut self,
-        key_id: impl Into<String>,
-        account: u32,
-        public: PublicKey,
-    ) -> Option<(u32, PublicKey)> {
+    pub fn add_key(&mut self, key_id: impl Into<String>, account: u32, public: PublicKey) -> Option<(u32, PublicKey)> {
         self.keys.insert(key_id.into(), (account, public))
     }
 
@@ -456,9 +424,7 @@ impl Verifier {
         if signature_b64.len() > MAX_SIGNATURE_B64_LEN {
             return Err(AuthError::BadSignature);
         }
-        let signature = BASE64
-            .decode(signature_b64)
-            .map_err(|_| AuthError::BadSignatureEncoding)?;
+        let signature = BASE64.decode(signature_b64).map_err(|_| AuthError::BadSignatureEncoding)?;
 
         // The client signed the timestamp text it sent, so use it verbatim rather
         // than re-formatting the parsed number (they differ for e.g. leading zeros).
@@ -617,30 +583,13 @@ mod tests {
         v
     }
 
-    fn verify_with(
-        v: &Verifier,
-        key: &AccountKey,
-        sig: &str,
-        ts: i64,
-        method: &str,
-        path: &str,
-        now: i64,
-    ) -> Result<u32, AuthError> {
-        v.verify(
-            Some(&key.key_id),
-            Some(&ts.to_string()),
-            Some(sig),
-            method,
-            path,
-            now,
-        )
+    fn verify_with(v: &Verifier, key: &AccountKey, sig: &str, ts: i64, method: &str, path: &str, now: i64) -> Result<u32, AuthError> {
+        v.verify(Some(&key.key_id), Some(&ts.to_string()), Some(sig), method, path, now)
     }
 
     fn pss_sig(salt_len: usize, message: &[u8]) -> Vec<u8> {
         let key = rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(rsa_private(), salt_len);
-        key.try_sign_with_rng(&mut OsRng, message)
-            .expect("sign")
-            .to_vec()
+        key.try_sign_with_rng(&mut OsRng, message).expect("sign").to_vec()
     }
 
     #[test]
@@ -657,10 +606,7 @@ mod tests {
     fn key_id_is_uuid_v4_shaped() {
         let id = random_key_id();
         let parts: Vec<&str> = id.split('-').collect();
-        assert_eq!(
-            parts.iter().map(|p| p.len()).collect::<Vec<_>>(),
-            [8, 4, 4, 4, 12]
-        );
+        assert_eq!(parts.iter().map(|p| p.len()).collect::<Vec<_>>(), [8, 4, 4, 4, 12]);
         assert!(id.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
         assert!(parts[2].starts_with('4'));
         assert_ne!(id, random_key_id());
@@ -668,22 +614,15 @@ mod tests {
 
     #[test]
     fn pem_labels() {
-        assert!(rsa_key()
-            .private_pem
-            .starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-        assert!(ed_key()
-            .private_pem
-            .starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert!(rsa_key().private_pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+        assert!(ed_key().private_pem.starts_with("-----BEGIN PRIVATE KEY-----"));
         let pkcs8 = rsa_private().to_pkcs8_pem(LineEnding::LF).unwrap();
         assert!(pkcs8.starts_with("-----BEGIN PRIVATE KEY-----"));
     }
 
     #[test]
     fn every_kind_round_trips() {
-        let pkcs8_pem = rsa_private()
-            .to_pkcs8_pem(LineEnding::LF)
-            .unwrap()
-            .to_string();
+        let pkcs8_pem = rsa_private().to_pkcs8_pem(LineEnding::LF).unwrap().to_string();
         let cases = [
             (rsa_key().private_pem.clone(), KeyKind::RsaPkcs1, rsa_key()),
             (pkcs8_pem, KeyKind::RsaPkcs8, rsa_key()),
@@ -718,10 +657,7 @@ mod tests {
         let signer = Signer::from_pem(&key.private_pem).unwrap();
         assert_eq!(signer.kind(), KeyKind::RsaPkcs8);
         let sig = signer.sign(NOW, "POST", PATH);
-        assert_eq!(
-            verify_with(&verifier_for(&key, 1), &key, &sig, NOW, "POST", PATH, NOW),
-            Ok(1)
-        );
+        assert_eq!(verify_with(&verifier_for(&key, 1), &key, &sig, NOW, "POST", PATH, NOW), Ok(1));
     }
 
     #[test]
@@ -729,8 +665,7 @@ mod tests {
         for key in [rsa_key(), ed_key()] {
             let signer = Signer::from_pem(&key.private_pem).unwrap();
             let v = verifier_for(key, 3);
-            let signed_with_query =
-                signer.sign(NOW, "GET", "/trade-api/v2/portfolio/orders?limit=5");
+            let signed_with_query = signer.sign(NOW, "GET", "/trade-api/v2/portfolio/orders?limit=5");
             let signed_without = signer.sign(NOW, "GET", PATH);
             for sig in [&signed_with_query, &signed_without] {
                 for path in [PATH, "/trade-api/v2/portfolio/orders?limit=5&cursor=abc"] {
@@ -743,11 +678,7 @@ mod tests {
     #[test]
     fn signing_message_matches_protocol_example() {
         assert_eq!(
-            signing_message(
-                "1703123456789",
-                "GET",
-                "/trade-api/v2/portfolio/orders?limit=5"
-            ),
+            signing_message("1703123456789", "GET", "/trade-api/v2/portfolio/orders?limit=5"),
             b"1703123456789GET/trade-api/v2/portfolio/orders"
         );
     }
@@ -758,27 +689,13 @@ mod tests {
             let signer = Signer::from_pem(&key.private_pem).unwrap();
             let v = verifier_for(key, 3);
             let sig = signer.sign(NOW, "GET", PATH);
+            assert_eq!(verify_with(&v, key, &sig, NOW, "POST", PATH, NOW), Err(AuthError::BadSignature));
             assert_eq!(
-                verify_with(&v, key, &sig, NOW, "POST", PATH, NOW),
-                Err(AuthError::BadSignature)
-            );
-            assert_eq!(
-                verify_with(
-                    &v,
-                    key,
-                    &sig,
-                    NOW,
-                    "GET",
-                    "/trade-api/v2/portfolio/fills",
-                    NOW
-                ),
+                verify_with(&v, key, &sig, NOW, "GET", "/trade-api/v2/portfolio/fills", NOW),
                 Err(AuthError::BadSignature)
             );
             // Timestamp is part of the message: a replay under a fresh timestamp fails.
-            assert_eq!(
-                verify_with(&v, key, &sig, NOW + 1, "GET", PATH, NOW),
-                Err(AuthError::BadSignature)
-            );
+            assert_eq!(verify_with(&v, key, &sig, NOW + 1, "GET", PATH, NOW), Err(AuthError::BadSignature));
         }
     }
 
@@ -787,10 +704,7 @@ mod tests {
         let signer = Signer::from_pem(&ed_key().private_pem).unwrap();
         let v = verifier_for(ed_key(), 1);
         let sig = signer.sign(NOW, "delete", PATH);
-        assert_eq!(
-            verify_with(&v, ed_key(), &sig, NOW, "DELETE", PATH, NOW),
-            Ok(1)
-        );
+        assert_eq!(verify_with(&v, ed_key(), &sig, NOW, "DELETE", PATH, NOW), Ok(1));
     }
 
     #[test]
@@ -799,14 +713,8 @@ mod tests {
         let signer = Signer::from_pem(&key.private_pem).unwrap();
         let v = verifier_for(key, 1);
         let sig = signer.sign(NOW, "GET", PATH);
-        assert_eq!(
-            verify_with(&v, key, &sig, NOW, "GET", PATH, NOW + 30_000),
-            Ok(1)
-        );
-        assert_eq!(
-            verify_with(&v, key, &sig, NOW, "GET", PATH, NOW - 30_000),
-            Ok(1)
-        );
+        assert_eq!(verify_with(&v, key, &sig, NOW, "GET", PATH, NOW + 30_000), Ok(1));
+        assert_eq!(verify_with(&v, key, &sig, NOW, "GET", PATH, NOW - 30_000), Ok(1));
         assert_eq!(
             verify_with(&v, key, &sig, NOW, "GET", PATH, NOW + 30_001),
             Err(AuthError::TimestampOutsideWindow { skew_ms: -30_001 })
@@ -834,65 +742,34 @@ mod tests {
     fn header_errors() {
         let key = ed_key();
         let v = verifier_for(key, 1);
-        let sig = Signer::from_pem(&key.private_pem)
-            .unwrap()
-            .sign(NOW, "GET", PATH);
+        let sig = Signer::from_pem(&key.private_pem).unwrap().sign(NOW, "GET", PATH);
         let ts = NOW.to_string();
         let id = key.key_id.as_str();
-        let check =
-            |k: Option<&str>, t: Option<&str>, s: Option<&str>| v.verify(k, t, s, "GET", PATH, NOW);
-        assert_eq!(
-            check(None, Some(&ts), Some(&sig)),
-            Err(AuthError::MissingHeader(HEADER_KEY))
-        );
-        assert_eq!(
-            check(Some(id), None, Some(&sig)),
-            Err(AuthError::MissingHeader(HEADER_TIMESTAMP))
-        );
+        let check = |k: Option<&str>, t: Option<&str>, s: Option<&str>| v.verify(k, t, s, "GET", PATH, NOW);
+        assert_eq!(check(None, Some(&ts), Some(&sig)), Err(AuthError::MissingHeader(HEADER_KEY)));
+        assert_eq!(check(Some(id), None, Some(&sig)), Err(AuthError::MissingHeader(HEADER_TIMESTAMP)));
         assert_eq!(
             check(Some(id), Some(&ts), Some("")),
             Err(AuthError::MissingHeader(HEADER_SIGNATURE))
         );
-        assert_eq!(
-            check(Some("nope"), Some(&ts), Some(&sig)),
-            Err(AuthError::UnknownKey)
-        );
-        for bad in [
-            "abc",
-            "-1703123456789",
-            "+1703123456789",
-            "1.5",
-            "99999999999999999999999",
-        ] {
-            assert_eq!(
-                check(Some(id), Some(bad), Some(&sig)),
-                Err(AuthError::BadTimestamp),
-                "{bad}"
-            );
+        assert_eq!(check(Some("nope"), Some(&ts), Some(&sig)), Err(AuthError::UnknownKey));
+        for bad in ["abc", "-1703123456789", "+1703123456789", "1.5", "99999999999999999999999"] {
+            assert_eq!(check(Some(id), Some(bad), Some(&sig)), Err(AuthError::BadTimestamp), "{bad}");
         }
         assert_eq!(
             check(Some(id), Some(&ts), Some("not base64!")),
             Err(AuthError::BadSignatureEncoding)
         );
-        assert_eq!(
-            check(Some(id), Some(&ts), Some("AAAA")),
-            Err(AuthError::BadSignature)
-        );
+        assert_eq!(check(Some(id), Some(&ts), Some("AAAA")), Err(AuthError::BadSignature));
         let huge = "A".repeat(100_000);
-        assert_eq!(
-            check(Some(id), Some(&ts), Some(&huge)),
-            Err(AuthError::BadSignature)
-        );
+        assert_eq!(check(Some(id), Some(&ts), Some(&huge)), Err(AuthError::BadSignature));
         // Extreme timestamps must not overflow the skew arithmetic.
         let max = i64::MAX.to_string();
         assert!(matches!(
             v.verify(Some(id), Some(&max), Some(&sig), "GET", PATH, i64::MIN),
             Err(AuthError::TimestampOutsideWindow { .. })
         ));
-        for err in [
-            AuthError::BadSignature,
-            AuthError::TimestampOutsideWindow { skew_ms: 5 },
-        ] {
+        for err in [AuthError::BadSignature, AuthError::TimestampOutsideWindow { skew_ms: 5 }] {
             assert!(!err.to_string().is_empty());
         }
     }
@@ -900,9 +777,7 @@ mod tests {
     #[test]
     fn pss_accepts_any_salt_length() {
         let key = rsa_key();
-        let PublicKey::Rsa(public) = &key.public else {
-            unreachable!()
-        };
+        let PublicKey::Rsa(public) = &key.public else { unreachable!() };
         let message = signing_message(&NOW.to_string(), "GET", PATH);
         let em_len = (public.n().bits() - 1).div_ceil(8);
         let max_salt = em_len - 32 - 2;
@@ -912,24 +787,16 @@ mod tests {
             let sig = pss_sig(salt, &message);
             assert!(verify_pss_any_salt(public, &message, &sig), "salt {salt}");
             let b64 = BASE64.encode(&sig);
-            assert_eq!(
-                verify_with(&v, key, &b64, NOW, "GET", PATH, NOW),
-                Ok(9),
-                "salt {salt}"
-            );
+            assert_eq!(verify_with(&v, key, &b64, NOW, "GET", PATH, NOW), Ok(9), "salt {salt}");
         }
     }
 
     #[test]
     fn pss_rejects_tampering_and_wrong_key() {
         let key = rsa_key();
-        let PublicKey::Rsa(public) = &key.public else {
-            unreachable!()
-        };
+        let PublicKey::Rsa(public) = &key.public else { unreachable!() };
         let message = signing_message(&NOW.to_string(), "GET", PATH);
-        let other = RsaPrivateKey::new(&mut OsRng, 1024)
-            .unwrap()
-            .to_public_key();
+        let other = RsaPrivateKey::new(&mut OsRng, 1024).unwrap().to_public_key();
         for salt in [0, PSS_SALT_LEN, 222] {
             let sig = pss_sig(salt, &message);
             let mut tampered_msg = message.clone();
@@ -968,12 +835,8 @@ mod tests {
         let message = b"1703123456789GET/trade-api/ws/v2";
         let max_salt = 129 - 32 - 2;
         for salt in [0, PSS_SALT_LEN, max_salt] {
-            let signer =
-                rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(private.clone(), salt);
-            let sig = signer
-                .try_sign_with_rng(&mut OsRng, message)
-                .unwrap()
-                .to_vec();
+            let signer = rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(private.clone(), salt);
+            let sig = signer.try_sign_with_rng(&mut OsRng, message).unwrap().to_vec();
             assert_eq!(sig.len(), 130);
             assert!(verify_pss_any_salt(&public, message, &sig), "salt {salt}");
             assert!(!verify_pss_any_salt(&public, b"other", &sig));
@@ -995,18 +858,10 @@ mod tests {
         let other = generate_account_key(KeyKind::Ed25519, 0).unwrap();
         let mut v = Verifier::new();
         v.add_key(key.key_id.clone(), 1, other.public.clone());
-        assert_eq!(
-            verify_with(&v, key, &sig, NOW, "GET", PATH, NOW),
-            Err(AuthError::BadSignature)
-        );
+        assert_eq!(verify_with(&v, key, &sig, NOW, "GET", PATH, NOW), Err(AuthError::BadSignature));
         // An RSA-sized signature against an Ed25519 key is just a bad signature.
-        let rsa_sig = Signer::from_pem(&rsa_key().private_pem)
-            .unwrap()
-            .sign(NOW, "GET", PATH);
-        assert_eq!(
-            verify_with(&v, key, &rsa_sig, NOW, "GET", PATH, NOW),
-            Err(AuthError::BadSignature)
-        );
+        let rsa_sig = Signer::from_pem(&rsa_key().private_pem).unwrap().sign(NOW, "GET", PATH);
+        assert_eq!(verify_with(&v, key, &rsa_sig, NOW, "GET", PATH, NOW), Err(AuthError::BadSignature));
     }
 
     #[test]
@@ -1033,15 +888,11 @@ mod tests {
             assert!(err.contains("BEGIN RSA PRIVATE KEY"), "{err}");
             assert!(err.contains("BEGIN PRIVATE KEY"), "{err}");
             assert!(err.contains("Ed25519"), "{err}");
-            assert!(
-                !err.contains("AAAA"),
-                "error must not echo key material: {err}"
-            );
+            assert!(!err.contains("AAAA"), "error must not echo key material: {err}");
         }
-        let err =
-            Signer::from_pem("-----BEGIN EC PRIVATE KEY-----\nxx\n-----END EC PRIVATE KEY-----")
-                .unwrap_err()
-                .to_string();
+        let err = Signer::from_pem("-----BEGIN EC PRIVATE KEY-----\nxx\n-----END EC PRIVATE KEY-----")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("\"EC PRIVATE KEY\""), "{err}");
     }
 

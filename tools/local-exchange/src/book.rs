@@ -99,8 +99,7 @@ impl Book {
     }
 
     pub fn best(&self, side: Side) -> Option<(Price, Qty)> {
-        self.best_index(side)
-            .map(|i| (self.ladder.price(i), self.levels(side)[i].total))
+        self.best_index(side).map(|i| (self.ladder.price(i), self.levels(side)[i].total))
     }
 
     pub fn best_price(&self, side: Side) -> Option<Price> {
@@ -228,10 +227,7 @@ impl Book {
         if !incoming.crosses(limit, price) {
             return None;
         }
-        self.levels(resting)[i]
-            .entries
-            .front()
-            .map(|e| (price, *e))
+        self.levels(resting)[i].entries.front().map(|e| (price, *e))
     }
 
     /// Entries an incoming order could meet, in matching order, up to `limit`.
@@ -269,11 +265,7 @@ impl Book {
                 Side::Ask => levels.iter().position(|l| l.total.0 > 0),
             };
             if expected != self.best_index(side) {
-                return Err(format!(
-                    "{side:?} best pointer {:?} != {:?}",
-                    self.best_index(side),
-                    expected
-                ));
+                return Err(format!("{side:?} best pointer {:?} != {:?}", self.best_index(side), expected));
             }
         }
         if let (Some(b), Some(a)) = (self.best_bid, self.best_ask) {

@@ -124,7 +124,10 @@ pub async fn launch(scenario: &Scenario, mut opts: LaunchOptions) -> anyhow::Res
     opts.server.tier = match opts.tier_override {
         Some(t) => t,
         None => Tier::parse(&scenario.exchange.rate_limit_tier).with_context(|| {
-            format!("[exchange] rate_limit_tier = {:?} is not a tier name", scenario.exchange.rate_limit_tier)
+            format!(
+                "[exchange] rate_limit_tier = {:?} is not a tier name",
+                scenario.exchange.rate_limit_tier
+            )
         })?,
     };
     opts.server.oracle_interval_ms = scenario.oracle.publish_interval_ms;
@@ -139,23 +142,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(path) => Scenario::load(path)?,
         None => Scenario::default_calm(),
     };
-    let duration = args
-        .duration
-        .unwrap_or(Duration::from_secs(scenario.session.duration_s));
+    let duration = args.duration.unwrap_or(Duration::from_secs(scenario.session.duration_s));
     if args.headless {
         return run_headless(&args, &scenario, duration);
     }
     let tier_override = args
         .tier
         .as_deref()
-        .map(|t| Tier::parse(t).with_context(|| format!("--tier {t:?}: use basic, advanced, expert, premier, paragon, prime, prestige or unlimited")))
+        .map(|t| {
+            Tier::parse(t)
+                .with_context(|| format!("--tier {t:?}: use basic, advanced, expert, premier, paragon, prime, prestige or unlimited"))
+        })
         .transpose()?;
     if !(args.speed > 0.0 && args.speed.is_finite()) {
         bail!("--speed must be a positive number, got {}", args.speed);
     }
-    let state_dir = args.state_dir.clone().unwrap_or_else(|| {
-        std::env::temp_dir().join(format!("local-exchange-{}-{}", std::process::id(), args.seed))
-    });
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("local-exchange-{}-{}", std::process::id(), args.seed)));
     let server = ServerConfig {
         bind: args.bind,
         port: args.port,
@@ -232,7 +237,10 @@ fn run_headless(args: &Args, scenario: &Scenario, duration: Duration) -> anyhow:
 
 fn print_banner(running: &RunningExchange, scenario: &Scenario, duration: Duration, info_file: Option<&std::path::Path>) {
     let i = &running.info;
-    eprintln!("local Kalshi exchange: scenario {:?}, seed {}, running for {:?}", scenario.session.name, i.seed, duration);
+    eprintln!(
+        "local Kalshi exchange: scenario {:?}, seed {}, running for {:?}",
+        scenario.session.name, i.seed, duration
+    );
     eprintln!("  REST    {}", i.rest_url);
     eprintln!("  WS      {}", i.ws_url);
     eprintln!("  oracle  {} (WS {})", i.oracle_url, i.oracle_ws_url);
@@ -240,7 +248,14 @@ fn print_banner(running: &RunningExchange, scenario: &Scenario, duration: Durati
         eprintln!("  CA      {}", ca.display());
     }
     for a in &i.accounts {
-        eprintln!("  account {} (internal {}) key {} ({}) at {}", a.index, a.account, a.key_id, a.key_type, a.private_key_path.display());
+        eprintln!(
+            "  account {} (internal {}) key {} ({}) at {}",
+            a.index,
+            a.account,
+            a.key_id,
+            a.key_type,
+            a.private_key_path.display()
+        );
     }
     eprintln!("  markets {}", i.markets.join(", "));
     if let Some(j) = &i.journal {

@@ -664,10 +664,7 @@ impl Exchange {
     }
 
     pub fn market_by_ticker(&self, ticker: &str) -> Option<MarketId> {
-        self.markets
-            .iter()
-            .find(|m| m.spec.ticker == ticker)
-            .map(|m| m.id)
+        self.markets.iter().find(|m| m.spec.ticker == ticker).map(|m| m.id)
     }
 
     pub fn market(&self, id: MarketId) -> &Market {
@@ -695,15 +692,11 @@ impl Exchange {
         if !o.is_resting() {
             return None;
         }
-        self.markets[o.market as usize]
-            .book
-            .queue_ahead(o.side, o.price, o.id)
+        self.markets[o.market as usize].book.queue_ahead(o.side, o.price, o.id)
     }
 
     pub fn order_by_client_id(&self, account: AccountId, client_order_id: &str) -> Option<OrderId> {
-        self.by_client_id
-            .get(&(account, client_order_id.to_string()))
-            .copied()
+        self.by_client_id.get(&(account, client_order_id.to_string())).copied()
     }
 
     // ---------------------------------------------------------------- fees
@@ -723,10 +716,7 @@ impl Exchange {
 
     /// Raw fee of `qty` at `price`: coefficient * C * P * (1 - P), in 1e-14 dollars.
     fn fee_raw(coefficient_e4: i64, price: Price, qty: Qty) -> i128 {
-        i128::from(coefficient_e4)
-            * i128::from(qty.0)
-            * i128::from(price.0)
-            * i128::from(PRICE_SCALE - price.0)
+        i128::from(coefficient_e4) * i128::from(qty.0) * i128::from(price.0) * i128::from(PRICE_SCALE - price.0)
     }
 
     /// Kalshi's fee for one order of `qty` at `price`, rounded up to the cent.
@@ -759,8 +749,7 @@ impl Exchange {
                 Side::Ask => asks.push((p, q)),
             }
         }
-        self.side_requirement(market, pos.qty, Side::Bid, &mut bids)
-            + self.side_requirement(market, pos.qty, Side::Ask, &mut asks)
+        self.side_requirement(market, pos.qty, Side::Bid, &mut bids) + self.side_requirement(market, pos.qty, Side::Ask, &mut asks)
     }
 
     fn side_requirement(&self, market: MarketId, position: Qty, side: Side, orders: &mut [(Price, Qty)]) -> Money {
@@ -810,7 +799,11 @@ impl Exchange {
                 return Err(OrderError::new(400, "market_closed", format!("market {} is closed", m.spec.ticker)))
             }
             MarketStatus::Initialized | MarketStatus::Inactive => {
-                return Err(OrderError::new(400, "market_inactive", format!("market {} is not open for trading", m.spec.ticker)))
+                return Err(OrderError::new(
+                    400,
+                    "market_inactive",
+                    format!("market {} is not open for trading", m.spec.ticker),
+                ))
             }
         }
         if !self.trading_active {
@@ -846,7 +839,11 @@ impl Exchange {
             return Err(OrderError::new(400, "invalid_order_size", "count must be at least 0.01"));
         }
         if req.qty > self.config.max_order_qty {
-            return Err(OrderError::new(400, "invalid_order_size", format!("count exceeds the maximum of {}", self.config.max_order_qty)));
+            return Err(OrderError::new(
+                400,
+                "invalid_order_size",
+                format!("count exceeds the maximum of {}", self.config.max_order_qty),
+            ));
         }
         if let Some(exp) = req.expiration_ms {
             if exp <= now_ms {
@@ -863,14 +860,22 @@ impl Exchange {
         if !client_order_id.is_empty() {
             if let Some(existing) = self.by_client_id.get(&(req.account, client_order_id.clone())) {
                 if self.orders.get(existing).is_some_and(|o| o.is_resting()) {
-                    return Err(OrderError::new(409, "order_already_exists", format!("an open order with client_order_id {client_order_id} exists")));
+                    return Err(OrderError::new(
+                        409,
+                        "order_already_exists",
+                        format!("an open order with client_order_id {client_order_id} exists"),
+                    ));
                 }
             }
         }
         let acct = &self.accounts[req.account as usize];
         let open_orders: usize = acct.positions.values().map(|p| p.resting.len()).sum();
         if !acct.unlimited && open_orders >= self.config.max_open_orders_per_account {
-            return Err(OrderError::new(400, "too_many_open_orders", format!("at most {} open orders", self.config.max_open_orders_per_account)));
+            return Err(OrderError::new(
+                400,
+                "too_many_open_orders",
+                format!("at most {} open orders", self.config.max_open_orders_per_account),
+            ));
         }
         let position = acct.positions.get(&market).map_or(Qty::ZERO, |p| p.qty);
         let mut qty = req.qty;
@@ -878,14 +883,22 @@ impl Exchange {
             // Only the part that shrinks the position may trade.
             let closable = Qty((-req.side.sign() * position.0).max(0));
             if closable.is_zero() {
-                return Err(OrderError::new(400, "reduce_only_violation", "reduce_only order would not reduce the position"));
+                return Err(OrderError::new(
+                    400,
+                    "reduce_only_violation",
+                    "reduce_only order would not reduce the position",
+                ));
             }
             qty = qty.min(closable);
         }
         if !acct.unlimited && self.config.max_position.0 > 0 {
             let worst = position.0 + req.side.sign() * qty.0;
             if worst.abs() > self.config.max_position.0 && worst.abs() > position.0.abs() {
-                return Err(OrderError::new(400, "exceeded_per_market_risk_limit", format!("position would exceed {} contracts", self.config.max_position)));
+                return Err(OrderError::new(
+                    400,
+                    "exceeded_per_market_risk_limit",
+                    format!("position would exceed {} contracts", self.config.max_position),
+                ));
             }
         }
         let book = &self.markets[market as usize].book;
@@ -907,7 +920,11 @@ impl Exchange {
                 }
             }
             if available < qty {
-                return Err(OrderError::new(400, "fill_or_kill_insufficient_volume", format!("only {available} contracts available at or better than {}", req.price)));
+                return Err(OrderError::new(
+                    400,
+                    "fill_or_kill_insufficient_volume",
+                    format!("only {available} contracts available at or better than {}", req.price),
+                ));
             }
         }
         if !acct.unlimited {
@@ -917,7 +934,11 @@ impl Exchange {
                 return Err(OrderError::new(
                     400,
                     "insufficient_balance",
-                    format!("available balance {} is below the {} this order could cost", acct.available().dollars(4), (need_after - need_before).dollars(4)),
+                    format!(
+                        "available balance {} is below the {} this order could cost",
+                        acct.available().dollars(4),
+                        (need_after - need_before).dollars(4)
+                    ),
                 ));
             }
         }
@@ -1010,10 +1031,7 @@ impl Exchange {
         let filled = order.filled;
         let average_fill_price = (!filled.is_zero()).then(|| Price((notional / i128::from(filled.0)) as u32));
         self.forget_if_done(id);
-        Ok(Placed {
-            order,
-            average_fill_price,
-        })
+        Ok(Placed { order, average_fill_price })
     }
 
     /// Matches the incoming order `id` (its side, account and self-trade rule) against the
@@ -1198,11 +1216,7 @@ impl Exchange {
             self.accounts[account as usize].fills.push(fill.clone());
             self.outbox.push(ExEvent::Fill { account, fill });
             let position = Box::new(self.accounts[account as usize].positions[&market].clone());
-            self.outbox.push(ExEvent::Position {
-                account,
-                market,
-                position,
-            });
+            self.outbox.push(ExEvent::Position { account, market, position });
         }
     }
 
@@ -1266,7 +1280,11 @@ impl Exchange {
                 if o.is_resting() {
                     Ok(o)
                 } else {
-                    Err(OrderError::new(400, "order_not_resting", format!("order {} is {}", o.uuid(), o.status.name())))
+                    Err(OrderError::new(
+                        400,
+                        "order_not_resting",
+                        format!("order {} is {}", o.uuid(), o.status.name()),
+                    ))
                 }
             }
             _ => Err(OrderError::new(404, "not_found", "order not found")),
@@ -1338,12 +1356,23 @@ impl Exchange {
     /// Amends price and/or total size (`new_total` = filled + remaining after the amend).
     /// A price change or a size increase loses queue priority; a pure size decrease keeps it.
     /// Returns (old order, new order).
-    pub fn amend(&mut self, now_ms: u64, account: AccountId, id: OrderId, new_price: Price, new_total: Option<Qty>) -> Result<(Order, Order), OrderError> {
+    pub fn amend(
+        &mut self,
+        now_ms: u64,
+        account: AccountId,
+        id: OrderId,
+        new_price: Price,
+        new_total: Option<Qty>,
+    ) -> Result<(Order, Order), OrderError> {
         let old = self.owned_resting(account, id)?.clone();
         self.check_trading(old.market)?;
         let market = old.market;
         if self.markets[market as usize].ladder.index(new_price).is_none() {
-            return Err(OrderError::new(400, "invalid_price", format!("price {new_price} is not on the market's ladder")));
+            return Err(OrderError::new(
+                400,
+                "invalid_price",
+                format!("price {new_price} is not on the market's ladder"),
+            ));
         }
         let new_total = new_total.unwrap_or(old.filled + old.remaining);
         if new_total <= old.filled {
@@ -1360,7 +1389,11 @@ impl Exchange {
             return Ok((old, order));
         }
         if self.markets[market as usize].book.front_crossing(old.side, new_price).is_some() && old.post_only {
-            return Err(OrderError::new(400, "post_only_cross", "amended post-only order would cross the book"));
+            return Err(OrderError::new(
+                400,
+                "post_only_cross",
+                "amended post-only order would cross the book",
+            ));
         }
         if !self.accounts[account as usize].unlimited {
             let acct = &self.accounts[account as usize];
@@ -1382,9 +1415,14 @@ impl Exchange {
                 Side::Ask => asks.push((new_price, new_remaining)),
             }
             let pos_qty = acct.positions.get(&market).map_or(Qty::ZERO, |p| p.qty);
-            let after = self.side_requirement(market, pos_qty, Side::Bid, &mut bids) + self.side_requirement(market, pos_qty, Side::Ask, &mut asks);
+            let after =
+                self.side_requirement(market, pos_qty, Side::Bid, &mut bids) + self.side_requirement(market, pos_qty, Side::Ask, &mut asks);
             if acct.available() + before < after {
-                return Err(OrderError::new(400, "insufficient_balance", "available balance is too low for the amended order"));
+                return Err(OrderError::new(
+                    400,
+                    "insufficient_balance",
+                    "available balance is too low for the amended order",
+                ));
             }
         }
         // Back of the queue: pull it out and run it through matching again at the new terms.
@@ -1530,7 +1568,10 @@ impl Exchange {
     }
 
     pub fn close(&mut self, now_ms: u64, market: MarketId) {
-        if matches!(self.markets[market as usize].status, MarketStatus::Closed | MarketStatus::Determined | MarketStatus::Settled) {
+        if matches!(
+            self.markets[market as usize].status,
+            MarketStatus::Closed | MarketStatus::Determined | MarketStatus::Settled
+        ) {
             return;
         }
         self.cancel_market_orders(now_ms, market, UpdateReason::CloseCancel, false);
@@ -1564,8 +1605,16 @@ impl Exchange {
             }
             let held = pos.qty;
             let wins = (held.0 > 0 && result == MarketResult::Yes) || (held.0 < 0 && result == MarketResult::No);
-            let revenue = if wins { Money::notional(crate::units::ONE_DOLLAR, held.abs()) } else { Money::ZERO };
-            self.collateral -= if held.0 > 0 { Money::notional(crate::units::ONE_DOLLAR, held) } else { Money::ZERO };
+            let revenue = if wins {
+                Money::notional(crate::units::ONE_DOLLAR, held.abs())
+            } else {
+                Money::ZERO
+            };
+            self.collateral -= if held.0 > 0 {
+                Money::notional(crate::units::ONE_DOLLAR, held)
+            } else {
+                Money::ZERO
+            };
             let acct = &mut self.accounts[a];
             acct.cash += revenue;
             let p = acct.positions.get_mut(&market).expect("position exists");
@@ -1612,7 +1661,11 @@ impl Exchange {
             LifecycleKind::Determined(r) => Some(r.name()),
             _ => None,
         };
-        self.journal(now_ms, "lifecycle", json!({"market": self.markets[market as usize].spec.ticker, "event": name, "result": result}));
+        self.journal(
+            now_ms,
+            "lifecycle",
+            json!({"market": self.markets[market as usize].spec.ticker, "event": name, "result": result}),
+        );
         self.outbox.push(ExEvent::Lifecycle {
             market,
             kind,
@@ -1754,7 +1807,10 @@ impl Exchange {
         let cash: i64 = self.accounts.iter().map(|a| a.cash.0).sum();
         let total = cash + self.fees_collected.0 + self.collateral.0;
         if total != deposited.0 {
-            return Err(format!("cash {cash} + fees {} + collateral {} != deposited {}", self.fees_collected.0, self.collateral.0, deposited.0));
+            return Err(format!(
+                "cash {cash} + fees {} + collateral {} != deposited {}",
+                self.fees_collected.0, self.collateral.0, deposited.0
+            ));
         }
         for m in &self.markets {
             let net: i64 = self.accounts.iter().filter_map(|a| a.positions.get(&m.id)).map(|p| p.qty.0).sum();

@@ -102,13 +102,9 @@ impl FaultState {
                 *self.seq_fault.lock().expect("fault lock") = Some(fault.clone());
                 self.seq_generation.fetch_add(1, Ordering::SeqCst);
             }
-            Fault::DelayWs {
-                delay_ms,
-                duration_ms,
-            } => {
+            Fault::DelayWs { delay_ms, duration_ms } => {
                 self.delay_ms.store(*delay_ms, Ordering::SeqCst);
-                self.delay_until_ms
-                    .store(now_ms + duration_ms, Ordering::SeqCst);
+                self.delay_until_ms.store(now_ms + duration_ms, Ordering::SeqCst);
             }
             Fault::HttpError {
                 status,
@@ -120,9 +116,7 @@ impl FaultState {
                 .expect("fault lock")
                 .http
                 .push((*status, *count, path_prefix.clone())),
-            Fault::RejectOrders { count, code } => {
-                self.armed.lock().expect("fault lock").reject_orders = Some((*count, code.clone()))
-            }
+            Fault::RejectOrders { count, code } => self.armed.lock().expect("fault lock").reject_orders = Some((*count, code.clone())),
             Fault::PauseTrading { .. } | Fault::DeactivateMarket { .. } => {}
         }
     }
@@ -130,9 +124,10 @@ impl FaultState {
     /// Consumes one armed HTTP fault matching `path`, if any.
     pub fn take_http(&self, path: &str) -> Option<HttpFault> {
         let mut armed = self.armed.lock().expect("fault lock");
-        let i = armed.http.iter().position(|(_, n, prefix)| {
-            *n > 0 && prefix.as_deref().is_none_or(|p| path.starts_with(p))
-        })?;
+        let i = armed
+            .http
+            .iter()
+            .position(|(_, n, prefix)| *n > 0 && prefix.as_deref().is_none_or(|p| path.starts_with(p)))?;
         let entry = &mut armed.http[i];
         entry.1 -= 1;
         let status = entry.0;
@@ -155,8 +150,7 @@ impl FaultState {
     }
 
     pub fn ws_delay(&self, now_ms: u64) -> Option<u64> {
-        (now_ms < self.delay_until_ms.load(Ordering::SeqCst))
-            .then(|| self.delay_ms.load(Ordering::SeqCst))
+        (now_ms < self.delay_until_ms.load(Ordering::SeqCst)).then(|| self.delay_ms.load(Ordering::SeqCst))
     }
 }
 

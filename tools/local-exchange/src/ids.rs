@@ -39,12 +39,7 @@ pub fn encode(kind: IdKind, id: u64) -> String {
 
 pub fn decode(kind: IdKind, text: &str) -> Option<u64> {
     let parts: Vec<&str> = text.split('-').collect();
-    if parts.len() != 5
-        || parts[0].len() != 8
-        || parts[1].len() != 4
-        || parts[2].len() != 4
-        || parts[3].len() != 4
-        || parts[4].len() != 12
+    if parts.len() != 5 || parts[0].len() != 8 || parts[1].len() != 4 || parts[2].len() != 4 || parts[3].len() != 4 || parts[4].len() != 12
     {
         return None;
     }

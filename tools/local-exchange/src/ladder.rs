@@ -50,11 +50,7 @@ impl LevelStructure {
         match self {
             LevelStructure::LinearCent => vec![range(0, 10_000, 100)],
             LevelStructure::DeciCent => vec![range(0, 10_000, 10)],
-            LevelStructure::TaperedDeciCent => vec![
-                range(0, 1_000, 10),
-                range(1_000, 9_000, 100),
-                range(9_000, 10_000, 10),
-            ],
+            LevelStructure::TaperedDeciCent => vec![range(0, 1_000, 10), range(1_000, 9_000, 100), range(9_000, 10_000, 10)],
         }
     }
 }
@@ -82,10 +78,7 @@ impl TickLadder {
         // $0 and $1 are ladder end points but never valid limit prices.
         on[0] = false;
         on[PRICE_SCALE as usize] = false;
-        let prices: Vec<Price> = (0..=PRICE_SCALE)
-            .filter(|&p| on[p as usize])
-            .map(Price)
-            .collect();
+        let prices: Vec<Price> = (0..=PRICE_SCALE).filter(|&p| on[p as usize]).map(Price).collect();
         let mut index_of = vec![OFF_LADDER; PRICE_SCALE as usize + 1].into_boxed_slice();
         for (i, p) in prices.iter().enumerate() {
             index_of[p.0 as usize] = i as u16;

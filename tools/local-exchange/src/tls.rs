@@ -11,10 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
-    KeyUsagePurpose, SanType,
-};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 
@@ -53,11 +50,7 @@ pub fn generate(extra_hosts: &[String]) -> anyhow::Result<TlsMaterial> {
         DnType::CommonName,
         // Unique per run: a client holding a previous run's CA then fails with a plain
         // "unknown issuer" instead of a confusing signature error on a same-named CA.
-        format!(
-            "kmm local-exchange CA {} {:08x}",
-            now.unix_timestamp(),
-            rand::random::<u32>()
-        ),
+        format!("kmm local-exchange CA {} {:08x}", now.unix_timestamp(), rand::random::<u32>()),
     );
     // Path length 0: this CA can sign the server certificate and nothing that signs.
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -72,9 +65,7 @@ pub fn generate(extra_hosts: &[String]) -> anyhow::Result<TlsMaterial> {
 
     let mut leaf_params = CertificateParams::default();
     leaf_params.distinguished_name = rcgen::DistinguishedName::new();
-    leaf_params
-        .distinguished_name
-        .push(DnType::CommonName, "localhost");
+    leaf_params.distinguished_name.push(DnType::CommonName, "localhost");
     leaf_params.subject_alt_names = subject_alt_names(extra_hosts)?;
     leaf_params.is_ca = IsCa::ExplicitNoCa;
     leaf_params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
@@ -88,13 +79,12 @@ pub fn generate(extra_hosts: &[String]) -> anyhow::Result<TlsMaterial> {
         .context("signing server certificate")?;
 
     let key_der = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der()));
-    let mut server_config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .context("choosing TLS versions")?
-            .with_no_client_auth()
-            .with_single_cert(vec![leaf_cert.der().clone()], key_der)
-            .context("building TLS server config")?;
+    let mut server_config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("choosing TLS versions")?
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf_cert.der().clone()], key_der)
+        .context("building TLS server config")?;
     server_config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
 
     Ok(TlsMaterial {
@@ -106,17 +96,11 @@ pub fn generate(extra_hosts: &[String]) -> anyhow::Result<TlsMaterial> {
 fn subject_alt_names(extra_hosts: &[String]) -> anyhow::Result<Vec<SanType>> {
     let mut seen = HashSet::new();
     let mut sans = Vec::new();
-    let hosts = DEFAULT_HOSTS
-        .iter()
-        .copied()
-        .chain(extra_hosts.iter().map(String::as_str));
+    let hosts = DEFAULT_HOSTS.iter().copied().chain(extra_hosts.iter().map(String::as_str));
     for host in hosts {
         let host = host.trim();
         // "[::1]" is how IPv6 hosts appear in URLs; the SAN wants the bare address.
-        let host = host
-            .strip_prefix('[')
-            .and_then(|h| h.strip_suffix(']'))
-            .unwrap_or(host);
+        let host = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
         if host.is_empty() {
             continue;
         }
@@ -164,12 +148,11 @@ pub fn client_config(ca_pem: &str) -> anyhow::Result<Arc<ClientConfig>> {
     for cert in certs {
         roots.add(cert).context("adding CA certificate")?;
     }
-    let mut config =
-        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .context("choosing TLS versions")?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .context("choosing TLS versions")?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
     Ok(Arc::new(config))
 }
@@ -209,11 +192,7 @@ mod tests {
         addr
     }
 
-    async fn ping(
-        addr: std::net::SocketAddr,
-        config: Arc<ClientConfig>,
-        name: &str,
-    ) -> io::Result<Option<Vec<u8>>> {
+    async fn ping(addr: std::net::SocketAddr, config: Arc<ClientConfig>, name: &str) -> io::Result<Option<Vec<u8>>> {
         let tcp = TcpStream::connect(addr).await?;
         let server_name = ServerName::try_from(name.to_string()).unwrap();
         let mut tls = TlsConnector::from(config).connect(server_name, tcp).await?;
@@ -227,28 +206,15 @@ mod tests {
 
     #[tokio::test]
     async fn handshake_for_every_default_and_extra_name() {
-        let extra = vec![
-            "sim.internal".to_string(),
-            "10.1.2.3".to_string(),
-            "[fd00::7]".to_string(),
-        ];
+        let extra = vec!["sim.internal".to_string(), "10.1.2.3".to_string(), "[fd00::7]".to_string()];
         let material = generate(&extra).unwrap();
         assert!(material.ca_pem.starts_with("-----BEGIN CERTIFICATE-----"));
         let addr = spawn_server(&material).await;
         let config = client_config(&material.ca_pem).unwrap();
         // The certificate check uses the name the client asks for, not the address it
         // dialled, so IPv6 and foreign names can be checked over IPv4 loopback.
-        for name in [
-            "localhost",
-            "127.0.0.1",
-            "::1",
-            "sim.internal",
-            "10.1.2.3",
-            "fd00::7",
-        ] {
-            let alpn = ping(addr, config.clone(), name)
-                .await
-                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        for name in ["localhost", "127.0.0.1", "::1", "sim.internal", "10.1.2.3", "fd00::7"] {
+            let alpn = ping(addr, config.clone(), name).await.unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(alpn.as_deref(), Some(ALPN_HTTP11), "{name}");
         }
     }
@@ -280,12 +246,7 @@ mod tests {
         assert!(generate(&["localhost:8443".to_string()]).is_err());
         assert!(generate(&["https://x".to_string()]).is_err());
         // Duplicates and case variants of the defaults are harmless.
-        assert!(generate(&[
-            "LOCALHOST".to_string(),
-            "127.0.0.1".to_string(),
-            " ".to_string()
-        ])
-        .is_ok());
+        assert!(generate(&["LOCALHOST".to_string(), "127.0.0.1".to_string(), " ".to_string()]).is_ok());
     }
 
     #[test]

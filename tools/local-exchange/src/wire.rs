@@ -14,8 +14,7 @@ use serde_json::{json, Value};
 /// Simulated ms since session start to RFC3339 wall time.
 pub fn rfc3339(epoch_ms: u64, sim_ms: u64) -> String {
     let total_ms = (epoch_ms + sim_ms) as i128;
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(total_ms * 1_000_000)
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(total_ms * 1_000_000).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.format(&fmt).unwrap_or_default()
 }
@@ -57,7 +56,11 @@ impl Era {
     /// Kalshi's generated clients name their version in the User-Agent.
     pub fn from_user_agent(agent: Option<&str>) -> Era {
         match agent {
-            Some(a) if a.contains("OpenAPI-Generator/3.2.") || a.contains("OpenAPI-Generator/3.1.") || a.contains("OpenAPI-Generator/2.") => Era::A,
+            Some(a)
+                if a.contains("OpenAPI-Generator/3.2.") || a.contains("OpenAPI-Generator/3.1.") || a.contains("OpenAPI-Generator/2.") =>
+            {
+                Era::A
+            }
             _ => Era::B,
         }
     }

@@ -34,10 +34,16 @@ async fn many_concurrent_rest_and_websocket_clients() {
             req.headers_mut().insert(k, val.parse().unwrap());
         }
         let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
-        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)).await.unwrap();
-        ws.send(Message::Text(json!({"id": 1, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"], "market_ticker": common::LIN}}).to_string().into()))
+        let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
             .await
             .unwrap();
+        ws.send(Message::Text(
+            json!({"id": 1, "cmd": "subscribe", "params": {"channels": ["orderbook_delta"], "market_ticker": common::LIN}})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
         sockets.push(ws);
     }
     // 60 REST clients at once, each placing and cancelling.
@@ -63,7 +69,11 @@ async fn many_concurrent_rest_and_websocket_clients() {
         let mut last_seq = 0;
         let mut deltas = 0;
         while deltas < 120 {
-            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+            let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
             let Message::Text(t) = msg else { continue };
             let v: Value = serde_json::from_str(t.as_str()).unwrap();
             if let Some(seq) = v["seq"].as_u64() {
@@ -101,7 +111,16 @@ async fn scenario_faults_fire_at_their_time() {
         state_dir: std::env::temp_dir().join(format!("lx-faults-{}", std::process::id())),
         ..ServerConfig::default()
     };
-    let running = launch(&scenario, LaunchOptions { server, journal: None, tier_override: None }).await.unwrap();
+    let running = launch(
+        &scenario,
+        LaunchOptions {
+            server,
+            journal: None,
+            tier_override: None,
+        },
+    )
+    .await
+    .unwrap();
     let active = || running.shared.lock().exchange.trading_active;
     assert!(active());
     tokio::time::sleep(Duration::from_millis(500)).await;

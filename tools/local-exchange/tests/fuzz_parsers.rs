@@ -11,7 +11,11 @@ use serde_json::{json, Map, Value};
 
 fn exchange() -> (Exchange, Money) {
     let mut ex = Exchange::new(ExchangeConfig::default());
-    for (t, s) in [("LIN", LevelStructure::LinearCent), ("DECI", LevelStructure::DeciCent), ("TAPER", LevelStructure::TaperedDeciCent)] {
+    for (t, s) in [
+        ("LIN", LevelStructure::LinearCent),
+        ("DECI", LevelStructure::DeciCent),
+        ("TAPER", LevelStructure::TaperedDeciCent),
+    ] {
         ex.add_market(
             MarketSpec {
                 ticker: t.into(),
@@ -43,16 +47,60 @@ fn value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         "[0-9]{0,3}(\\.[0-9]{0,6})?".prop_map(Value::String),
         "-?[0-9]{1,2}\\.[0-9]{1,4}".prop_map(Value::String),
-        prop::sample::select(vec!["yes", "no", "buy", "sell", "bid", "ask", "LIN", "DECI", "TAPER", "limit", "market", "good_till_canceled", "immediate_or_cancel", "fill_or_kill", "taker_at_cross", "maker", ""]).prop_map(|s| Value::String(s.into())),
+        prop::sample::select(vec![
+            "yes",
+            "no",
+            "buy",
+            "sell",
+            "bid",
+            "ask",
+            "LIN",
+            "DECI",
+            "TAPER",
+            "limit",
+            "market",
+            "good_till_canceled",
+            "immediate_or_cancel",
+            "fill_or_kill",
+            "taker_at_cross",
+            "maker",
+            ""
+        ])
+        .prop_map(|s| Value::String(s.into())),
         ".{0,12}".prop_map(Value::String),
     ];
     leaf.prop_recursive(2, 8, 4, |inner| prop::collection::vec(inner, 0..4).prop_map(Value::Array))
 }
 
 const FIELDS: &[&str] = &[
-    "ticker", "side", "action", "count", "count_fp", "type", "yes_price", "no_price", "yes_price_dollars", "no_price_dollars", "price",
-    "client_order_id", "time_in_force", "expiration_ts", "expiration_time", "buy_max_cost", "post_only", "reduce_only", "sell_position_floor",
-    "self_trade_prevention_type", "order_group_id", "cancel_order_on_pause", "subaccount", "exchange_index", "reduce_by", "reduce_to", "ids", "orders",
+    "ticker",
+    "side",
+    "action",
+    "count",
+    "count_fp",
+    "type",
+    "yes_price",
+    "no_price",
+    "yes_price_dollars",
+    "no_price_dollars",
+    "price",
+    "client_order_id",
+    "time_in_force",
+    "expiration_ts",
+    "expiration_time",
+    "buy_max_cost",
+    "post_only",
+    "reduce_only",
+    "sell_position_floor",
+    "self_trade_prevention_type",
+    "order_group_id",
+    "cancel_order_on_pause",
+    "subaccount",
+    "exchange_index",
+    "reduce_by",
+    "reduce_to",
+    "ids",
+    "orders",
 ];
 
 fn object() -> impl Strategy<Value = Vec<u8>> {
@@ -78,7 +126,11 @@ fn check_parse(ex: &mut Exchange, deposited: Money, body: &[u8], now: u64) {
             }
             Err(e) => {
                 assert!(e.status.is_client_error() || e.status.is_server_error());
-                assert!(!e.code.is_empty() && !e.message.is_empty(), "empty error for {:?}", String::from_utf8_lossy(body));
+                assert!(
+                    !e.code.is_empty() && !e.message.is_empty(),
+                    "empty error for {:?}",
+                    String::from_utf8_lossy(body)
+                );
             }
         }
     }

@@ -81,7 +81,12 @@ impl World {
             ex.add_account(format!("a{i}"), Money::from_cents(cash), unlimited);
             deposited += Money::from_cents(cash);
         }
-        World { ex, deposited, priority: HashMap::new(), clock: 0 }
+        World {
+            ex,
+            deposited,
+            priority: HashMap::new(),
+            clock: 0,
+        }
     }
 
     fn resting(&self) -> Vec<OrderId> {
@@ -99,7 +104,17 @@ impl World {
         self.clock += 1;
         let now = self.clock;
         match *op {
-            Op::Place { account, market, bid, ticks_from_mid, qty, tif, post_only, reduce_only, maker_stp } => {
+            Op::Place {
+                account,
+                market,
+                bid,
+                ticks_from_mid,
+                qty,
+                tif,
+                post_only,
+                reduce_only,
+                maker_stp,
+            } => {
                 let m = market as u32;
                 let ladder = self.ex.market(m).ladder.clone();
                 let price = ladder.step_from(Price(5_000), ticks_from_mid);
@@ -119,7 +134,11 @@ impl World {
                     tif,
                     post_only: post_only && tif == TimeInForce::GoodTillCanceled,
                     reduce_only,
-                    stp: if maker_stp { SelfTradePrevention::Maker } else { SelfTradePrevention::TakerAtCross },
+                    stp: if maker_stp {
+                        SelfTradePrevention::Maker
+                    } else {
+                        SelfTradePrevention::TakerAtCross
+                    },
                     client_order_id: None,
                     expiration_ms: None,
                     cancel_on_pause: false,
@@ -182,7 +201,11 @@ impl World {
                     let mut last = 0;
                     for e in &level.entries {
                         let p = self.priority[&e.order];
-                        assert!(p >= last, "level {price} {side:?}: order {} (priority {p}) behind a later one", e.order);
+                        assert!(
+                            p >= last,
+                            "level {price} {side:?}: order {} (priority {p}) behind a later one",
+                            e.order
+                        );
                         last = p;
                         assert_eq!(self.ex.queue_position(e.order), Some(ahead));
                         let o = self.ex.order(e.order).unwrap();
@@ -222,10 +245,50 @@ proptest! {
 fn settlement_conserves_money() {
     let mut w = World::new();
     for (i, op) in [
-        Op::Place { account: 2, market: 0, bid: false, ticks_from_mid: 0, qty: 5000, tif: 2, post_only: false, reduce_only: false, maker_stp: false },
-        Op::Place { account: 0, market: 0, bid: true, ticks_from_mid: 0, qty: 1000, tif: 2, post_only: false, reduce_only: false, maker_stp: false },
-        Op::Place { account: 3, market: 0, bid: true, ticks_from_mid: 1, qty: 2000, tif: 0, post_only: false, reduce_only: false, maker_stp: false },
-        Op::Place { account: 1, market: 0, bid: false, ticks_from_mid: -3, qty: 700, tif: 2, post_only: false, reduce_only: false, maker_stp: false },
+        Op::Place {
+            account: 2,
+            market: 0,
+            bid: false,
+            ticks_from_mid: 0,
+            qty: 5000,
+            tif: 2,
+            post_only: false,
+            reduce_only: false,
+            maker_stp: false,
+        },
+        Op::Place {
+            account: 0,
+            market: 0,
+            bid: true,
+            ticks_from_mid: 0,
+            qty: 1000,
+            tif: 2,
+            post_only: false,
+            reduce_only: false,
+            maker_stp: false,
+        },
+        Op::Place {
+            account: 3,
+            market: 0,
+            bid: true,
+            ticks_from_mid: 1,
+            qty: 2000,
+            tif: 0,
+            post_only: false,
+            reduce_only: false,
+            maker_stp: false,
+        },
+        Op::Place {
+            account: 1,
+            market: 0,
+            bid: false,
+            ticks_from_mid: -3,
+            qty: 700,
+            tif: 2,
+            post_only: false,
+            reduce_only: false,
+            maker_stp: false,
+        },
     ]
     .iter()
     .enumerate()

@@ -17,7 +17,16 @@ async fn venue(lead_ms: i64, noise: f64) -> local_exchange::server::RunningExcha
         state_dir: std::env::temp_dir().join(format!("lx-oracle-{}-{lead_ms}", std::process::id())),
         ..ServerConfig::default()
     };
-    launch(&scenario, LaunchOptions { server, journal: None, tier_override: None }).await.unwrap()
+    launch(
+        &scenario,
+        LaunchOptions {
+            server,
+            journal: None,
+            tier_override: None,
+        },
+    )
+    .await
+    .unwrap()
 }
 
 fn client(running: &local_exchange::server::RunningExchange) -> reqwest::Client {
@@ -34,7 +43,14 @@ async fn publishes_the_true_probability_without_noise_or_lead() {
     let running = venue(0, 0.0).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let http = client(&running);
-    let all: Value = http.get(format!("{}/markets", running.info.oracle_url)).send().await.unwrap().json().await.unwrap();
+    let all: Value = http
+        .get(format!("{}/markets", running.info.oracle_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let markets = all["markets"].as_array().unwrap();
     assert_eq!(markets.len(), running.info.markets.len());
     for m in markets {
@@ -50,7 +66,11 @@ async fn publishes_the_true_probability_without_noise_or_lead() {
         // Published on a 100 ms grid: within one step of a calm path.
         assert!((p - truth).abs() < 0.02, "{ticker}: oracle {p} vs truth {truth}");
     }
-    let one = http.get(format!("{}/markets/{}", running.info.oracle_url, running.info.markets[0])).send().await.unwrap();
+    let one = http
+        .get(format!("{}/markets/{}", running.info.oracle_url, running.info.markets[0]))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(one.status().as_u16(), 200);
     let missing = http.get(format!("{}/markets/NOPE", running.info.oracle_url)).send().await.unwrap();
     assert_eq!(missing.status().as_u16(), 404);

@@ -84,7 +84,9 @@ async fn orderbook_serves_both_generations() {
     assert_eq!(b["orderbook"]["yes_dollars"][0], json!(["0.4100", "10.00"]));
     let (_, b) = v.call(None, "GET", &format!("/markets/{LIN}/orderbook?depth=1"), None).await;
     assert_eq!(b["orderbook_fp"]["yes_dollars"], json!([["0.4200", "5.00"]]));
-    let (s, b) = v.call(None, "GET", &format!("/markets/orderbooks?tickers={LIN},{DECI}"), None).await;
+    let (s, b) = v
+        .call(None, "GET", &format!("/markets/orderbooks?tickers={LIN},{DECI}"), None)
+        .await;
     assert_eq!(s, 200);
     assert_eq!(b["orderbooks"].as_array().unwrap().len(), 2);
     // The market object carries the top of book in both generations.
@@ -143,7 +145,13 @@ async fn auth_is_required_and_checked() {
 async fn off_ladder_prices_are_rejected() {
     let v = start().await;
     // Half a cent is off a linear-cent ladder.
-    let (s, e) = v.post(0, "/portfolio/orders", json!({"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price_dollars": "0.4150"})).await;
+    let (s, e) = v
+        .post(
+            0,
+            "/portfolio/orders",
+            json!({"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price_dollars": "0.4150"}),
+        )
+        .await;
     assert_eq!(s, 400);
     assert_eq!(err_code(&e), "invalid_price");
     // Deci-cent prices are fine on a deci-cent ladder, and in the tails of a tapered one only.
@@ -192,7 +200,9 @@ async fn legacy_order_lifecycle_and_queue_rules() {
 
     // Another LP order joins behind us; decrease keeps our place.
     v.lp_order(LIN, Side::Bid, "0.40", "30");
-    let (s, d) = v.post(0, &format!("/portfolio/orders/{id}/decrease"), json!({"reduce_by": 3})).await;
+    let (s, d) = v
+        .post(0, &format!("/portfolio/orders/{id}/decrease"), json!({"reduce_by": 3}))
+        .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["order"]["remaining_count"], 7);
     let (_, q) = v.get(0, &format!("/portfolio/orders/{id}/queue_position")).await;
@@ -211,7 +221,11 @@ async fn legacy_order_lifecycle_and_queue_rules() {
 
     // Growing the size sends it to the back: behind 50 + 30.
     let (s, _) = v
-        .post(0, &format!("/portfolio/orders/{id}/amend"), json!({"ticker": LIN, "side": "yes", "action": "buy", "yes_price": 40, "count": 8}))
+        .post(
+            0,
+            &format!("/portfolio/orders/{id}/amend"),
+            json!({"ticker": LIN, "side": "yes", "action": "buy", "yes_price": 40, "count": 8}),
+        )
         .await;
     assert_eq!(s, 200);
     let (_, q) = v.get(0, &format!("/portfolio/orders/{id}/queue_position")).await;
@@ -219,7 +233,11 @@ async fn legacy_order_lifecycle_and_queue_rules() {
 
     // A price change moves it to a new level (alone there: position 0).
     let (s, a) = v
-        .post(0, &format!("/portfolio/orders/{id}/amend"), json!({"ticker": LIN, "side": "yes", "action": "buy", "yes_price": 39}))
+        .post(
+            0,
+            &format!("/portfolio/orders/{id}/amend"),
+            json!({"ticker": LIN, "side": "yes", "action": "buy", "yes_price": 39}),
+        )
         .await;
     assert_eq!(s, 200);
     assert_eq!(a["order"]["yes_price_dollars"], "0.3900");
@@ -228,7 +246,11 @@ async fn legacy_order_lifecycle_and_queue_rules() {
 
     // Amend naming the wrong market or side is refused.
     let (s, e) = v
-        .post(0, &format!("/portfolio/orders/{id}/amend"), json!({"ticker": DECI, "side": "yes", "action": "buy", "yes_price": 39}))
+        .post(
+            0,
+            &format!("/portfolio/orders/{id}/amend"),
+            json!({"ticker": DECI, "side": "yes", "action": "buy", "yes_price": 39}),
+        )
         .await;
     assert_eq!(s, 400);
     assert_eq!(err_code(&e), "order_ticker_mismatch");
@@ -302,7 +324,10 @@ async fn fills_fees_positions_balance_and_settlement() {
     assert_eq!(b["order"]["taker_fill_cost"], 500);
     let (_, bal) = v.get(0, "/portfolio/balance").await;
     assert_eq!(bal["balance"].as_i64().unwrap(), cash0 - 518);
-    assert_eq!(bal["balance_dollars"], format!("{}.{:02}00", (cash0 - 518) / 100, (cash0 - 518) % 100));
+    assert_eq!(
+        bal["balance_dollars"],
+        format!("{}.{:02}00", (cash0 - 518) / 100, (cash0 - 518) % 100)
+    );
 
     let (_, fills) = v.get(0, "/portfolio/fills").await;
     let f = &fills["fills"][0];
@@ -331,7 +356,13 @@ async fn fills_fees_positions_balance_and_settlement() {
 
     // Selling NO is buying YES; buying NO closes YES: position nets per market.
     v.lp_order(LIN, Side::Bid, "0.48", "100");
-    let (s, b) = v.post(0, "/portfolio/orders", json!({"ticker": LIN, "side": "no", "action": "buy", "count": 5, "no_price": 52, "time_in_force": "immediate_or_cancel"})).await;
+    let (s, b) = v
+        .post(
+            0,
+            "/portfolio/orders",
+            json!({"ticker": LIN, "side": "no", "action": "buy", "count": 5, "no_price": 52, "time_in_force": "immediate_or_cancel"}),
+        )
+        .await;
     assert_eq!(s, 201, "{b}");
     assert_eq!(b["order"]["fill_count"], 5);
     let (_, pos) = v.get(0, "/portfolio/positions").await;
@@ -345,7 +376,14 @@ async fn fills_fees_positions_balance_and_settlement() {
     // Determination and settlement pay $1 per winning contract.
     let admin = format!("{}/markets/{LIN}/lifecycle", v.running.info.admin_url);
     for body in [json!({"action": "determine", "result": "yes"}), json!({"action": "settle"})] {
-        let r = v.http.post(&admin).header("X-Admin-Token", &v.running.info.admin_token).json(&body).send().await.unwrap();
+        let r = v
+            .http
+            .post(&admin)
+            .header("X-Admin-Token", &v.running.info.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
     }
     let (_, st) = v.get(0, "/portfolio/settlements").await;
@@ -379,11 +417,15 @@ async fn fills_fees_positions_balance_and_settlement() {
 async fn batches_and_cancel_all() {
     let v = start().await;
     let (s, b) = v
-        .post(0, "/portfolio/orders/batched", json!({"orders": [
-            {"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price": 10, "client_order_id": "a"},
-            {"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price_dollars": "0.105"},
-            {"ticker": LIN, "side": "no", "action": "buy", "count": 2, "no_price": 20, "client_order_id": "b"}
-        ]}))
+        .post(
+            0,
+            "/portfolio/orders/batched",
+            json!({"orders": [
+                {"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price": 10, "client_order_id": "a"},
+                {"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price_dollars": "0.105"},
+                {"ticker": LIN, "side": "no", "action": "buy", "count": 2, "no_price": 20, "client_order_id": "b"}
+            ]}),
+        )
         .await;
     assert_eq!(s, 201);
     let items = b["orders"].as_array().unwrap();
@@ -391,9 +433,18 @@ async fn batches_and_cancel_all() {
     assert!(items[0]["error"].is_null());
     assert_eq!(items[1]["error"]["code"], "invalid_price");
     assert_eq!(items[2]["order"]["yes_price"], 80);
-    let ids: Vec<String> = [&items[0], &items[2]].iter().map(|i| i["order"]["order_id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> = [&items[0], &items[2]]
+        .iter()
+        .map(|i| i["order"]["order_id"].as_str().unwrap().to_string())
+        .collect();
     // Legacy batch cancel is a DELETE with a JSON body.
-    let (s, c) = v.delete(0, "/portfolio/orders/batched", Some(json!({"ids": [ids[0], ids[1], "00000000-0000-4000-0000-000000000000"]}))).await;
+    let (s, c) = v
+        .delete(
+            0,
+            "/portfolio/orders/batched",
+            Some(json!({"ids": [ids[0], ids[1], "00000000-0000-4000-0000-000000000000"]})),
+        )
+        .await;
     assert_eq!(s, 200);
     let c = c["orders"].as_array().unwrap();
     assert_eq!(c[0]["reduced_by"], 1);
@@ -407,8 +458,19 @@ async fn batches_and_cancel_all() {
         ]}))
         .await;
     assert_eq!(s, 201);
-    let ids: Vec<&str> = b["orders"].as_array().unwrap().iter().map(|o| o["order_id"].as_str().unwrap()).collect();
-    let (s, c) = v.delete(0, "/portfolio/events/orders/batched", Some(json!({"orders": [{"order_id": ids[0]}]}))).await;
+    let ids: Vec<&str> = b["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["order_id"].as_str().unwrap())
+        .collect();
+    let (s, c) = v
+        .delete(
+            0,
+            "/portfolio/events/orders/batched",
+            Some(json!({"orders": [{"order_id": ids[0]}]})),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(c["orders"][0]["reduced_by"], "1.50");
     // Cancel-all answers 204 and leaves nothing resting.
@@ -417,7 +479,9 @@ async fn batches_and_cancel_all() {
     let (_, open) = v.get(0, "/portfolio/orders?status=resting").await;
     assert_eq!(open["orders"].as_array().unwrap().len(), 0);
     // A batch over 20 is refused whole.
-    let many: Vec<Value> = (0..21).map(|_| json!({"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price": 5})).collect();
+    let many: Vec<Value> = (0..21)
+        .map(|_| json!({"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price": 5}))
+        .collect();
     let (s, _) = v.post(0, "/portfolio/orders/batched", json!({ "orders": many })).await;
     assert_eq!(s, 400);
 }
@@ -427,16 +491,36 @@ async fn v2_amend_and_decrease() {
     let v = start().await;
     let (_, b) = v2_order(&v, 0, DECI, "ask", "0.6010", "10.00", "good_till_canceled").await;
     let id = b["order_id"].as_str().unwrap().to_string();
-    let (s, d) = v.post(0, &format!("/portfolio/events/orders/{id}/decrease"), json!({"reduce_to": "4.25"})).await;
+    let (s, d) = v
+        .post(0, &format!("/portfolio/events/orders/{id}/decrease"), json!({"reduce_to": "4.25"}))
+        .await;
     assert_eq!(s, 200, "{d}");
     assert_eq!(d["remaining_count"], "4.25");
-    let (s, a) = v.post(0, &format!("/portfolio/events/orders/{id}/amend"), json!({"ticker": DECI, "side": "ask", "price": "0.6020", "count": "6.00"})).await;
+    let (s, a) = v
+        .post(
+            0,
+            &format!("/portfolio/events/orders/{id}/amend"),
+            json!({"ticker": DECI, "side": "ask", "price": "0.6020", "count": "6.00"}),
+        )
+        .await;
     assert_eq!(s, 200, "{a}");
     assert_eq!(a["remaining_count"], "6.00");
-    let (s, e) = v.post(0, &format!("/portfolio/events/orders/{id}/amend"), json!({"ticker": DECI, "side": "bid", "price": "0.6020", "count": "6.00"})).await;
+    let (s, e) = v
+        .post(
+            0,
+            &format!("/portfolio/events/orders/{id}/amend"),
+            json!({"ticker": DECI, "side": "bid", "price": "0.6020", "count": "6.00"}),
+        )
+        .await;
     assert_eq!(s, 400);
     assert_eq!(err_code(&e), "order_side_mismatch");
-    let (s, e) = v.post(0, &format!("/portfolio/events/orders/{id}/decrease"), json!({"reduce_by": "1.00", "reduce_to": "1.00"})).await;
+    let (s, e) = v
+        .post(
+            0,
+            &format!("/portfolio/events/orders/{id}/decrease"),
+            json!({"reduce_by": "1.00", "reduce_to": "1.00"}),
+        )
+        .await;
     assert_eq!(s, 400);
     assert_eq!(err_code(&e), "invalid_order");
     let (s, c) = v.delete(0, &format!("/portfolio/events/orders/{id}"), None).await;
@@ -449,10 +533,30 @@ async fn malformed_requests_get_kalshi_errors() {
     let v = start().await;
     let cases: Vec<(&str, &str, Option<Value>)> = vec![
         ("POST", "/portfolio/orders", Some(json!({"ticker": LIN}))),
-        ("POST", "/portfolio/orders", Some(json!({"ticker": LIN, "side": "maybe", "action": "buy", "count": 1, "yes_price": 5}))),
-        ("POST", "/portfolio/orders", Some(json!({"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price": 5, "surprise": 1}))),
-        ("POST", "/portfolio/events/orders", Some(json!({"ticker": LIN, "side": "bid", "price": "abc", "count": "1", "time_in_force": "good_till_canceled", "self_trade_prevention_type": "maker"}))),
-        ("POST", "/portfolio/events/orders", Some(json!({"ticker": LIN, "side": "bid", "price": "0.5", "count": "1", "time_in_force": "forever", "self_trade_prevention_type": "maker"}))),
+        (
+            "POST",
+            "/portfolio/orders",
+            Some(json!({"ticker": LIN, "side": "maybe", "action": "buy", "count": 1, "yes_price": 5})),
+        ),
+        (
+            "POST",
+            "/portfolio/orders",
+            Some(json!({"ticker": LIN, "side": "yes", "action": "buy", "count": 1, "yes_price": 5, "surprise": 1})),
+        ),
+        (
+            "POST",
+            "/portfolio/events/orders",
+            Some(
+                json!({"ticker": LIN, "side": "bid", "price": "abc", "count": "1", "time_in_force": "good_till_canceled", "self_trade_prevention_type": "maker"}),
+            ),
+        ),
+        (
+            "POST",
+            "/portfolio/events/orders",
+            Some(
+                json!({"ticker": LIN, "side": "bid", "price": "0.5", "count": "1", "time_in_force": "forever", "self_trade_prevention_type": "maker"}),
+            ),
+        ),
         ("POST", "/portfolio/orders/abc/decrease", Some(json!({"reduce_by": 1}))),
         ("GET", "/portfolio/fills?limit=5000", None),
         ("GET", "/portfolio/fills?cursor=zzz", None),
@@ -461,12 +565,18 @@ async fn malformed_requests_get_kalshi_errors() {
     for (method, path, body) in cases {
         let (s, e) = v.call(Some(0), method, path, body).await;
         assert!((400..500).contains(&s), "{method} {path}: {s} {e}");
-        assert!(e["error"]["code"].is_string() && e["error"]["message"].is_string(), "{method} {path}: {e}");
+        assert!(
+            e["error"]["code"].is_string() && e["error"]["message"].is_string(),
+            "{method} {path}: {e}"
+        );
     }
     // Raw garbage bytes.
     let path = "/trade-api/v2/portfolio/orders";
     let ts = Clock::wall_ms();
-    let mut req = v.http.post(format!("{}/portfolio/orders", v.base())).body(vec![0xffu8, 0x00, b'{', b'"']);
+    let mut req = v
+        .http
+        .post(format!("{}/portfolio/orders", v.base()))
+        .body(vec![0xffu8, 0x00, b'{', b'"']);
     for (k, val) in v.signers[0].headers(&v.running.info.accounts[0].key_id, ts, "POST", path) {
         req = req.header(k, val);
     }
@@ -516,7 +626,11 @@ async fn rate_limits_answer_429_with_kalshis_body() {
 async fn injected_faults() {
     let v = start().await;
     let shared = v.running.shared.clone();
-    shared.apply_fault(&Fault::HttpError { status: 503, count: 2, path_prefix: Some("/trade-api/v2/portfolio".into()) });
+    shared.apply_fault(&Fault::HttpError {
+        status: 503,
+        count: 2,
+        path_prefix: Some("/trade-api/v2/portfolio".into()),
+    });
     let (s, e) = v.get(0, "/portfolio/balance").await;
     assert_eq!(s, 503);
     assert_eq!(err_code(&e), "service_unavailable");
@@ -529,10 +643,26 @@ async fn injected_faults() {
 
     // Through the admin endpoint: a 429 and an order rejection.
     let admin = format!("{}/faults", v.running.info.admin_url);
-    let r = v.http.post(&admin).json(&json!({"kind": "http_error", "status": 429})).send().await.unwrap();
+    let r = v
+        .http
+        .post(&admin)
+        .json(&json!({"kind": "http_error", "status": 429}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401, "admin needs its token");
-    for f in [json!({"kind": "http_error", "status": 429}), json!({"kind": "reject_orders", "count": 1})] {
-        let r = v.http.post(&admin).header("X-Admin-Token", &v.running.info.admin_token).json(&f).send().await.unwrap();
+    for f in [
+        json!({"kind": "http_error", "status": 429}),
+        json!({"kind": "reject_orders", "count": 1}),
+    ] {
+        let r = v
+            .http
+            .post(&admin)
+            .header("X-Admin-Token", &v.running.info.admin_token)
+            .json(&f)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 200);
     }
     let (s, body) = v.get(0, "/portfolio/balance").await;

@@ -22,7 +22,10 @@ async fn connect(v: &common::Venue) -> Ws {
     }
     let ca = std::fs::read_to_string(info.ca_file.as_ref().unwrap()).unwrap();
     let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
-    tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector)).await.unwrap().0
+    tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
+        .await
+        .unwrap()
+        .0
 }
 
 #[derive(Clone, Debug)]
@@ -37,9 +40,24 @@ fn any_value() -> impl Strategy<Value = Value> {
         any::<bool>().prop_map(Value::Bool),
         any::<i64>().prop_map(|n| json!(n)),
         (0i64..5).prop_map(|n| json!(n)),
-        prop::sample::select(vec!["orderbook_delta", "trade", "ticker", "fill", "user_orders", "market_positions", "market_lifecycle_v2", "nope",
-                                  "TEST-LIN", "TEST-DECI", "add_markets", "delete_markets", "get_snapshot", "", "self"])
-            .prop_map(|s| Value::String(s.into())),
+        prop::sample::select(vec![
+            "orderbook_delta",
+            "trade",
+            "ticker",
+            "fill",
+            "user_orders",
+            "market_positions",
+            "market_lifecycle_v2",
+            "nope",
+            "TEST-LIN",
+            "TEST-DECI",
+            "add_markets",
+            "delete_markets",
+            "get_snapshot",
+            "",
+            "self"
+        ])
+        .prop_map(|s| Value::String(s.into())),
         ".{0,10}".prop_map(Value::String),
     ];
     leaf.prop_recursive(2, 8, 4, |inner| prop::collection::vec(inner, 0..4).prop_map(Value::Array))
@@ -48,14 +66,31 @@ fn any_value() -> impl Strategy<Value = Value> {
 fn command() -> impl Strategy<Value = Frame> {
     let params = prop::collection::vec(
         (
-            prop::sample::select(vec!["channels", "market_ticker", "market_tickers", "sids", "sid", "action", "use_yes_price", "send_initial_snapshot", "market_ids", "skip_ticker_ack"]),
+            prop::sample::select(vec![
+                "channels",
+                "market_ticker",
+                "market_tickers",
+                "sids",
+                "sid",
+                "action",
+                "use_yes_price",
+                "send_initial_snapshot",
+                "market_ids",
+                "skip_ticker_ack",
+            ]),
             any_value(),
         ),
         0..5,
     );
     let structured = (
         prop::option::of(any_value()),
-        prop::sample::select(vec!["subscribe", "unsubscribe", "update_subscription", "list_subscriptions", "bogus"]),
+        prop::sample::select(vec![
+            "subscribe",
+            "unsubscribe",
+            "update_subscription",
+            "list_subscriptions",
+            "bogus",
+        ]),
         params,
         any::<bool>(),
     )
@@ -66,7 +101,10 @@ fn command() -> impl Strategy<Value = Frame> {
             }
             m.insert("cmd".into(), json!(cmd));
             if with_params {
-                m.insert("params".into(), Value::Object(params.into_iter().map(|(k, v)| (k.to_string(), v)).collect()));
+                m.insert(
+                    "params".into(),
+                    Value::Object(params.into_iter().map(|(k, v)| (k.to_string(), v)).collect()),
+                );
             }
             Frame::Text(Value::Object(m).to_string())
         });
@@ -78,7 +116,18 @@ fn command() -> impl Strategy<Value = Frame> {
 }
 
 const KNOWN_TYPES: &[&str] = &[
-    "subscribed", "unsubscribed", "ok", "error", "orderbook_snapshot", "orderbook_delta", "trade", "ticker", "fill", "user_order", "market_position", "market_lifecycle_v2",
+    "subscribed",
+    "unsubscribed",
+    "ok",
+    "error",
+    "orderbook_snapshot",
+    "orderbook_delta",
+    "trade",
+    "ticker",
+    "fill",
+    "user_order",
+    "market_position",
+    "market_lifecycle_v2",
 ];
 
 proptest! {

@@ -33,7 +33,11 @@ fn authorised(s: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     if given == Some(s.admin_token.as_str()) {
         Ok(())
     } else {
-        Err(ApiError::new(401, "unauthorized", "admin endpoints need the X-Admin-Token from the info file"))
+        Err(ApiError::new(
+            401,
+            "unauthorized",
+            "admin endpoints need the X-Admin-Token from the info file",
+        ))
     }
 }
 
@@ -78,7 +82,11 @@ async fn lifecycle(State(s): State<Arc<Shared>>, headers: HeaderMap, Path(ticker
                 None => return Err(ApiError::bad("determine needs result yes or no")),
             },
             "settle" => ex.settle(now, m),
-            other => return Err(ApiError::bad(format!("unknown action {other:?}; use close, deactivate, activate, determine or settle"))),
+            other => {
+                return Err(ApiError::bad(format!(
+                    "unknown action {other:?}; use close, deactivate, activate, determine or settle"
+                )))
+            }
         }
         Ok(ex.market(m).status.rest_name())
     });
@@ -97,8 +105,10 @@ async fn status(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         .exchange
         .markets
         .iter()
-        .map(|m| json!({"ticker": m.spec.ticker, "status": m.status.rest_name(), "true_probability": v.population.true_probability(m.id),
-                        "volume": m.volume.fp(), "trades": m.trade_count}))
+        .map(|m| {
+            json!({"ticker": m.spec.ticker, "status": m.status.rest_name(), "true_probability": v.population.true_probability(m.id),
+                        "volume": m.volume.fp(), "trades": m.trade_count})
+        })
         .collect();
     let c = &s.counters;
     Json(json!({

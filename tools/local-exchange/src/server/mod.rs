@@ -72,9 +72,7 @@ impl Clock {
     }
     /// Unix milliseconds now, for auth timestamps (always wall time).
     pub fn wall_ms() -> i64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64)
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
     }
 }
 
@@ -230,19 +228,12 @@ impl Shared {
         match fault {
             Fault::PauseTrading { duration_ms } => {
                 venue.exchange.set_trading_active(now, false);
-                venue
-                    .timed_restores
-                    .push((now + duration_ms, fault.clone()));
+                venue.timed_restores.push((now + duration_ms, fault.clone()));
             }
-            Fault::DeactivateMarket {
-                market,
-                duration_ms,
-            } => {
+            Fault::DeactivateMarket { market, duration_ms } => {
                 if let Some(id) = venue.exchange.market_by_ticker(market) {
                     venue.exchange.deactivate(now, id);
-                    venue
-                        .timed_restores
-                        .push((now + duration_ms, fault.clone()));
+                    venue.timed_restores.push((now + duration_ms, fault.clone()));
                 }
             }
             _ => {}
@@ -255,18 +246,12 @@ impl Shared {
         let mut venue = self.lock();
         let now = self.clock.now_ms();
         let due: Vec<ScheduledFault> = {
-            let (due, rest): (Vec<_>, Vec<_>) = venue
-                .pending_faults
-                .drain(..)
-                .partition(|f| f.at_ms <= now);
+            let (due, rest): (Vec<_>, Vec<_>) = venue.pending_faults.drain(..).partition(|f| f.at_ms <= now);
             venue.pending_faults = rest;
             due
         };
         let restores: Vec<Fault> = {
-            let (due, rest): (Vec<_>, Vec<_>) = venue
-                .timed_restores
-                .drain(..)
-                .partition(|(t, _)| *t <= now);
+            let (due, rest): (Vec<_>, Vec<_>) = venue.timed_restores.drain(..).partition(|(t, _)| *t <= now);
             venue.timed_restores = rest;
             due.into_iter().map(|(_, f)| f).collect()
         };
@@ -281,11 +266,7 @@ impl Shared {
                 _ => {}
             }
         }
-        let Venue {
-            exchange,
-            population,
-            ..
-        } = &mut *venue;
+        let Venue { exchange, population, .. } = &mut *venue;
         population.advance(exchange, now);
         self.publish(&mut venue);
         drop(venue);
@@ -311,11 +292,7 @@ impl RunningExchange {
         if let Some(h) = self.driver.take() {
             let _ = h.join();
         }
-        self.shared
-            .lock()
-            .exchange
-            .flush_journal()
-            .context("flushing the journal")
+        self.shared.lock().exchange.flush_journal().context("flushing the journal")
     }
 }
 
@@ -342,8 +319,7 @@ pub async fn start(
     population: Box<dyn Population>,
     faults: Vec<ScheduledFault>,
 ) -> anyhow::Result<RunningExchange> {
-    std::fs::create_dir_all(&config.state_dir)
-        .with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
+    std::fs::create_dir_all(&config.state_dir).with_context(|| format!("creating state directory {}", config.state_dir.display()))?;
 
     // Key generation is CPU work; a few RSA keys take a noticeable fraction of a second each.
     let n = config.accounts;
@@ -395,8 +371,7 @@ pub async fn start(
     let tls = if config.tls {
         let material = crate::tls::generate(&[host.trim_matches(['[', ']']).to_string()])?;
         let ca_path = config.state_dir.join("ca.pem");
-        crate::tls::write_ca(&ca_path, &material.ca_pem)
-            .with_context(|| format!("writing {}", ca_path.display()))?;
+        crate::tls::write_ca(&ca_path, &material.ca_pem).with_context(|| format!("writing {}", ca_path.display()))?;
         Some((material, ca_path))
     } else {
         None
@@ -432,9 +407,7 @@ pub async fn start(
         faults: FaultState::default(),
         verifier,
         clock: Clock::new(
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as u64),
+            SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64),
             config.speed,
         ),
         limiter,
@@ -447,9 +420,7 @@ pub async fn start(
     shared.lock().exchange.config.epoch_ms = shared.clock.epoch_ms;
 
     let app = router(shared.clone());
-    let acceptor = tls
-        .as_ref()
-        .map(|(m, _)| tokio_rustls::TlsAcceptor::from(m.server_config.clone()));
+    let acceptor = tls.as_ref().map(|(m, _)| tokio_rustls::TlsAcceptor::from(m.server_config.clone()));
     tokio::spawn(accept_loop(listener, acceptor, app, shared.clone()));
 
     let driver_shared = shared.clone();
@@ -490,12 +461,7 @@ fn router(shared: Arc<Shared>) -> Router {
         .with_state(shared)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: Option<tokio_rustls::TlsAcceptor>,
-    app: Router,
-    shared: Arc<Shared>,
-) {
+async fn accept_loop(listener: TcpListener, acceptor: Option<tokio_rustls::TlsAcceptor>, app: Router, shared: Arc<Shared>) {
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,

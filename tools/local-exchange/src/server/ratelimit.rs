@@ -153,11 +153,7 @@ impl Limiter {
         let (rc, wc) = tier.capacities();
         Limiter {
             tier,
-            buckets: Mutex::new(
-                (0..accounts)
-                    .map(|_| (TokenBucket::new(r, rc), TokenBucket::new(w, wc)))
-                    .collect(),
-            ),
+            buckets: Mutex::new((0..accounts).map(|_| (TokenBucket::new(r, rc), TokenBucket::new(w, wc))).collect()),
         }
     }
 

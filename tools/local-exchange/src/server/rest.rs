@@ -70,11 +70,7 @@ pub fn error_response(status: StatusCode, code: &str, message: &str) -> Response
     if status == StatusCode::TOO_MANY_REQUESTS {
         return (status, Json(json!({"error": "too many requests"}))).into_response();
     }
-    (
-        status,
-        Json(json!({"error": {"code": code, "message": message, "details": ""}})),
-    )
-        .into_response()
+    (status, Json(json!({"error": {"code": code, "message": message, "details": ""}}))).into_response()
 }
 
 /// The authenticated account of a request.
@@ -180,9 +176,7 @@ pub fn router(shared: Shr) -> Router<Shr> {
         .route("/account/endpoint_costs", get(endpoint_costs))
         .fallback(not_found_route)
         .method_not_allowed_fallback(method_not_allowed);
-    Router::new()
-        .nest(PREFIX, api)
-        .layer(middleware::from_fn_with_state(shared, gate))
+    Router::new().nest(PREFIX, api).layer(middleware::from_fn_with_state(shared, gate))
 }
 
 async fn not_found_route() -> Response {
@@ -190,7 +184,11 @@ async fn not_found_route() -> Response {
 }
 
 async fn method_not_allowed() -> Response {
-    error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed on this endpoint")
+    error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
 }
 
 // ------------------------------------------------------------------ helpers
@@ -248,7 +246,10 @@ fn paginate<T>(items: Vec<T>, p: &Page) -> (Vec<T>, String) {
 fn ts_filter(q: &HashMap<String, String>, epoch_ms: u64) -> Result<(u64, u64), ApiError> {
     let parse = |k: &str| -> Result<Option<u64>, ApiError> {
         q.get(k)
-            .map(|v| v.parse::<u64>().map_err(|_| ApiError::bad(format!("{k} must be Unix seconds, got {v:?}"))))
+            .map(|v| {
+                v.parse::<u64>()
+                    .map_err(|_| ApiError::bad(format!("{k} must be Unix seconds, got {v:?}")))
+            })
             .transpose()
     };
     // Convert Unix seconds to simulated ms.
@@ -320,8 +321,13 @@ async fn list_markets(State(s): State<Shr>, headers: HeaderMap, RawQuery(raw): R
     let q = query_map(raw)?;
     let p = page(&q)?;
     if let Some(st) = q.get("status") {
-        if st.split(',').any(|f| !matches!(f, "open" | "unopened" | "paused" | "closed" | "settled")) {
-            return Err(ApiError::bad(format!("status must be one of unopened, open, paused, closed, settled; got {st:?}")));
+        if st
+            .split(',')
+            .any(|f| !matches!(f, "open" | "unopened" | "paused" | "closed" | "settled"))
+        {
+            return Err(ApiError::bad(format!(
+                "status must be one of unopened, open, paused, closed, settled; got {st:?}"
+            )));
         }
     }
     let v = s.lock();
@@ -448,9 +454,16 @@ struct LegacyCreate {
 }
 
 fn legacy_price(yes: Option<i64>, no: Option<i64>, yes_d: Option<Price>, no_d: Option<Price>) -> Result<Option<(bool, Price)>, ApiError> {
-    let given = [yes.is_some(), no.is_some(), yes_d.is_some(), no_d.is_some()].iter().filter(|b| **b).count();
+    let given = [yes.is_some(), no.is_some(), yes_d.is_some(), no_d.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if given > 1 {
-        return Err(ApiError::new(400, "invalid_order", "exactly one of yes_price, no_price, yes_price_dollars, or no_price_dollars should be provided"));
+        return Err(ApiError::new(
+            400,
+            "invalid_order",
+            "exactly one of yes_price, no_price, yes_price_dollars, or no_price_dollars should be provided",
+        ));
     }
     let cents = |c: i64| {
         if (1..=99).contains(&c) {
@@ -487,13 +500,20 @@ fn legacy_count(count: Option<i64>, count_fp: Option<Qty>) -> Result<Qty, ApiErr
 fn stp(name: Option<&str>) -> Result<SelfTradePrevention, ApiError> {
     match name {
         None => Ok(SelfTradePrevention::TakerAtCross),
-        Some(n) => SelfTradePrevention::parse(n).ok_or_else(|| ApiError::bad(format!("self_trade_prevention_type must be taker_at_cross or maker, got {n:?}"))),
+        Some(n) => SelfTradePrevention::parse(n)
+            .ok_or_else(|| ApiError::bad(format!("self_trade_prevention_type must be taker_at_cross or maker, got {n:?}"))),
     }
 }
 
 fn tif(name: Option<&str>) -> Result<Option<TimeInForce>, ApiError> {
-    name.map(|n| TimeInForce::parse(n).ok_or_else(|| ApiError::bad(format!("time_in_force must be fill_or_kill, good_till_canceled or immediate_or_cancel, got {n:?}"))))
-        .transpose()
+    name.map(|n| {
+        TimeInForce::parse(n).ok_or_else(|| {
+            ApiError::bad(format!(
+                "time_in_force must be fill_or_kill, good_till_canceled or immediate_or_cancel, got {n:?}"
+            ))
+        })
+    })
+    .transpose()
 }
 
 fn expiration_sim_ms(epoch_ms: u64, unix_s: u64) -> Result<u64, ApiError> {
@@ -528,7 +548,13 @@ fn legacy_order(ex: &Exchange, account: AccountId, r: LegacyCreate) -> Result<Ne
             Side::Bid => ladder.max_price(),
             Side::Ask => ladder.min_price(),
         },
-        None => return Err(ApiError::new(400, "invalid_order", "exactly one of yes_price, no_price, yes_price_dollars, or no_price_dollars should be provided")),
+        None => {
+            return Err(ApiError::new(
+                400,
+                "invalid_order",
+                "exactly one of yes_price, no_price, yes_price_dollars, or no_price_dollars should be provided",
+            ))
+        }
     };
     if let Some(t) = r.order_type.as_deref() {
         if t != "limit" && t != "market" {
@@ -545,7 +571,11 @@ fn legacy_order(ex: &Exchange, account: AccountId, r: LegacyCreate) -> Result<Ne
         let cost = Money::notional(crate::engine::opening_cost_per_contract(side, price), qty);
         let cap = Money::checked_from_cents(max_cost).ok_or_else(|| ApiError::bad("buy_max_cost is out of range"))?;
         if cost > cap {
-            return Err(ApiError::new(400, "invalid_order", format!("order could cost {} which exceeds buy_max_cost {max_cost} cents", cost.dollars(4))));
+            return Err(ApiError::new(
+                400,
+                "invalid_order",
+                format!("order could cost {} which exceeds buy_max_cost {max_cost} cents", cost.dollars(4)),
+            ));
         }
         time_in_force = TimeInForce::FillOrKill;
     }
@@ -599,7 +629,11 @@ fn v2_order(ex: &Exchange, account: AccountId, r: V2Create) -> Result<NewOrder, 
     let time_in_force = tif(Some(&r.time_in_force))?.unwrap_or_default();
     let reduce_only = r.reduce_only.unwrap_or(false);
     if reduce_only && time_in_force != TimeInForce::ImmediateOrCancel {
-        return Err(ApiError::new(400, "invalid_order", "reduce_only is only valid with immediate_or_cancel"));
+        return Err(ApiError::new(
+            400,
+            "invalid_order",
+            "reduce_only is only valid with immediate_or_cancel",
+        ));
     }
     if r.subaccount.is_some_and(|s| s != 0) {
         return Err(ApiError::bad("subaccounts are not supported by the local exchange; use 0"));
@@ -714,10 +748,19 @@ const MAX_BATCH: usize = 20;
 
 /// Places each order of a batch in turn; one item's failure is reported in its slot and does
 /// not stop the others (Kalshi's batch semantics). `render` shapes a success per family.
-fn batch_create(s: &Shared, account: AccountId, family: OrderFamily, body: &Bytes, render: impl Fn(&Exchange, &Order, Option<Price>, Money, &Value) -> Value) -> ApiResult {
+fn batch_create(
+    s: &Shared,
+    account: AccountId,
+    family: OrderFamily,
+    body: &Bytes,
+    render: impl Fn(&Exchange, &Order, Option<Price>, Money, &Value) -> Value,
+) -> ApiResult {
     let r: BatchCreate<Value> = parse_json(body)?;
     if r.orders.is_empty() || r.orders.len() > MAX_BATCH {
-        return Err(ApiError::bad(format!("a batch holds 1 to {MAX_BATCH} orders, got {}", r.orders.len())));
+        return Err(ApiError::bad(format!(
+            "a batch holds 1 to {MAX_BATCH} orders, got {}",
+            r.orders.len()
+        )));
     }
     let mut out = Vec::new();
     for item in r.orders {
@@ -737,14 +780,20 @@ fn batch_create(s: &Shared, account: AccountId, family: OrderFamily, body: &Byte
 
 async fn legacy_batch_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
     let account = caller(c)?;
-    batch_create(&s, account, OrderFamily::Legacy, &body, |ex, order, _, _, cid| {
-        json!({"client_order_id": cid, "order": wire::order_json(ex, order), "error": null})
-    })
+    batch_create(
+        &s,
+        account,
+        OrderFamily::Legacy,
+        &body,
+        |ex, order, _, _, cid| json!({"client_order_id": cid, "order": wire::order_json(ex, order), "error": null}),
+    )
 }
 
 async fn v2_batch_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body: Bytes) -> ApiResult {
     let account = caller(c)?;
-    batch_create(&s, account, OrderFamily::V2, &body, |ex, order, avg, fees, _| v2_create_json(ex, order, avg, fees))
+    batch_create(&s, account, OrderFamily::V2, &body, |ex, order, avg, fees, _| {
+        v2_create_json(ex, order, avg, fees)
+    })
 }
 
 async fn get_order(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id): Path<String>) -> ApiResult {
@@ -798,8 +847,10 @@ async fn v2_cancel(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id):
     let account = caller(c)?;
     let (order, reduced) = do_cancel(&s, account, order_id(&id)?)?;
     let v = s.lock();
-    ok(json!({"order_id": order.uuid(), "client_order_id": order.client_order_id, "reduced_by": reduced.fp(),
-              "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, order.updated_ms)}))
+    ok(
+        json!({"order_id": order.uuid(), "client_order_id": order.client_order_id, "reduced_by": reduced.fp(),
+              "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, order.updated_ms)}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -901,10 +952,25 @@ struct LegacyAmend {
 }
 
 /// Checks that an amend names the order's own market and direction, as Kalshi requires.
-fn check_amend_target(ex: &Exchange, account: AccountId, oid: OrderId, ticker: &str, side: Option<Side>, phrasing: Option<Phrasing>) -> Result<Order, ApiError> {
-    let o = ex.order(oid).filter(|o| o.account == account).ok_or_else(|| ApiError::not_found("order"))?.clone();
+fn check_amend_target(
+    ex: &Exchange,
+    account: AccountId,
+    oid: OrderId,
+    ticker: &str,
+    side: Option<Side>,
+    phrasing: Option<Phrasing>,
+) -> Result<Order, ApiError> {
+    let o = ex
+        .order(oid)
+        .filter(|o| o.account == account)
+        .ok_or_else(|| ApiError::not_found("order"))?
+        .clone();
     if ex.market(o.market).spec.ticker != ticker {
-        return Err(ApiError::new(400, "order_ticker_mismatch", format!("order {} is on {}, not {ticker}", o.uuid(), ex.market(o.market).spec.ticker)));
+        return Err(ApiError::new(
+            400,
+            "order_ticker_mismatch",
+            format!("order {} is on {}, not {ticker}", o.uuid(), ex.market(o.market).spec.ticker),
+        ));
     }
     if side.is_some_and(|s| s != o.side) || phrasing.is_some_and(|p| p.side() != o.side) {
         return Err(ApiError::new(400, "order_side_mismatch", "side/action do not match the order"));
@@ -912,7 +978,14 @@ fn check_amend_target(ex: &Exchange, account: AccountId, oid: OrderId, ticker: &
     Ok(o)
 }
 
-fn do_amend(s: &Shared, account: AccountId, oid: OrderId, price: Price, total: Option<Qty>, new_client_id: Option<String>) -> Result<(Order, Order), ApiError> {
+fn do_amend(
+    s: &Shared,
+    account: AccountId,
+    oid: OrderId,
+    price: Price,
+    total: Option<Qty>,
+    new_client_id: Option<String>,
+) -> Result<(Order, Order), ApiError> {
     s.with_exchange(|ex, now| {
         let (old, mut new) = ex.amend(now, account, oid, price, total)?;
         if let Some(cid) = new_client_id.filter(|c| !c.is_empty()) {
@@ -946,13 +1019,23 @@ async fn legacy_amend(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(i
     let order = check_amend_target(&s.lock().exchange, account, oid, &r.ticker, None, Some(phrasing))?;
     if let Some(cid) = r.client_order_id.as_deref().filter(|c| !c.is_empty()) {
         if cid != order.client_order_id {
-            return Err(ApiError::new(400, "order_id_and_client_order_id_mismatch", "client_order_id does not match the order"));
+            return Err(ApiError::new(
+                400,
+                "order_id_and_client_order_id_mismatch",
+                "client_order_id does not match the order",
+            ));
         }
     }
     let price = match legacy_price(r.yes_price, r.no_price, r.yes_price_dollars, r.no_price_dollars)? {
         Some((true, p)) => p,
         Some((false, p)) => p.complement(),
-        None => return Err(ApiError::new(400, "invalid_order", "exactly one of yes_price, no_price, yes_price_dollars, or no_price_dollars should be provided")),
+        None => {
+            return Err(ApiError::new(
+                400,
+                "invalid_order",
+                "exactly one of yes_price, no_price, yes_price_dollars, or no_price_dollars should be provided",
+            ))
+        }
     };
     let total = match (r.count, r.count_fp) {
         (None, None) => None,
@@ -990,13 +1073,19 @@ async fn v2_amend(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id): 
     let order = check_amend_target(&s.lock().exchange, account, oid, &r.ticker, Some(side), None)?;
     if let Some(cid) = r.client_order_id.as_deref().filter(|c| !c.is_empty()) {
         if cid != order.client_order_id {
-            return Err(ApiError::new(400, "order_id_and_client_order_id_mismatch", "client_order_id does not match the order"));
+            return Err(ApiError::new(
+                400,
+                "order_id_and_client_order_id_mismatch",
+                "client_order_id does not match the order",
+            ));
         }
     }
     let (_, new) = do_amend(&s, account, oid, r.price, Some(r.count), r.updated_client_order_id)?;
     let v = s.lock();
-    ok(json!({"order_id": new.uuid(), "client_order_id": new.client_order_id, "remaining_count": new.remaining.fp(),
-              "fill_count": new.filled.fp(), "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, new.updated_ms)}))
+    ok(
+        json!({"order_id": new.uuid(), "client_order_id": new.client_order_id, "remaining_count": new.remaining.fp(),
+              "fill_count": new.filled.fp(), "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, new.updated_ms)}),
+    )
 }
 
 #[derive(Deserialize)]
@@ -1015,7 +1104,9 @@ struct DecreaseReq {
 fn decrease_amount(r: &DecreaseReq) -> Result<Reduce, ApiError> {
     let as_qty = |v: &Value, name: &str| -> Result<Qty, ApiError> {
         match v {
-            Value::Number(n) if n.is_i64() => Qty::checked_from_contracts(n.as_i64().unwrap_or(0)).ok_or_else(|| ApiError::bad(format!("{name} is out of range"))),
+            Value::Number(n) if n.is_i64() => {
+                Qty::checked_from_contracts(n.as_i64().unwrap_or(0)).ok_or_else(|| ApiError::bad(format!("{name} is out of range")))
+            }
             Value::String(s) => Qty::parse(s).map_err(|e| ApiError::bad(format!("{name}: {e}"))),
             _ => Err(ApiError::bad(format!("{name} must be an integer or a decimal string"))),
         }
@@ -1033,7 +1124,11 @@ fn decrease_amount(r: &DecreaseReq) -> Result<Reduce, ApiError> {
         (None, Some(t)) if t.0 >= 0 => Ok(Reduce::To(t)),
         (Some(_), None) => Err(ApiError::new(400, "invalid_order", "reduce_by must be positive")),
         (None, Some(_)) => Err(ApiError::new(400, "invalid_order", "reduce_to must not be negative")),
-        _ => Err(ApiError::new(400, "invalid_order", "exactly one of reduce_by or reduce_to must be given")),
+        _ => Err(ApiError::new(
+            400,
+            "invalid_order",
+            "exactly one of reduce_by or reduce_to must be given",
+        )),
     }
 }
 
@@ -1045,7 +1140,8 @@ fn do_decrease(s: &Shared, account: AccountId, id: &str, body: &Bytes) -> Result
     if let Some(t) = r.market_ticker.as_deref() {
         check_amend_target(&s.lock().exchange, account, oid, t, None, None)?;
     }
-    s.with_exchange(|ex, now| ex.decrease(now, account, oid, reduce)).map_err(ApiError::from)
+    s.with_exchange(|ex, now| ex.decrease(now, account, oid, reduce))
+        .map_err(ApiError::from)
 }
 
 async fn legacy_decrease(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id): Path<String>, body: Bytes) -> ApiResult {
@@ -1059,8 +1155,10 @@ async fn v2_decrease(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id
     let account = caller(c)?;
     let (order, _) = do_decrease(&s, account, &id, &body)?;
     let v = s.lock();
-    ok(json!({"order_id": order.uuid(), "client_order_id": order.client_order_id, "remaining_count": order.remaining.fp(),
-              "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, order.updated_ms)}))
+    ok(
+        json!({"order_id": order.uuid(), "client_order_id": order.client_order_id, "remaining_count": order.remaining.fp(),
+              "ts_ms": wire::unix_ms(v.exchange.config.epoch_ms, order.updated_ms)}),
+    )
 }
 
 async fn queue_position(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id): Path<String>) -> ApiResult {
@@ -1083,7 +1181,12 @@ async fn queue_positions(State(s): State<Shr>, c: Option<Extension<Caller>>, Raw
     let ex = &v.exchange;
     let tickers: Option<Vec<MarketId>> = q
         .get("market_tickers")
-        .map(|t| t.split(',').filter(|x| !x.is_empty()).map(|t| market_id(ex, t)).collect::<Result<_, _>>())
+        .map(|t| {
+            t.split(',')
+                .filter(|x| !x.is_empty())
+                .map(|t| market_id(ex, t))
+                .collect::<Result<_, _>>()
+        })
         .transpose()?;
     let event = q.get("event_ticker");
     if tickers.is_none() && event.is_none() {
@@ -1235,4 +1338,3 @@ async fn endpoint_costs(c: Option<Extension<Caller>>) -> ApiResult {
         .collect();
     ok(json!({"default_cost": ratelimit::DEFAULT_COST, "endpoint_costs": costs}))
 }
-

@@ -41,10 +41,7 @@
 use super::rest::{self, ApiError};
 use super::{Batch, Shared};
 use crate::book::{AccountId, Side};
-use crate::engine::{
-    ExEvent, Exchange, FillRecord, LifecycleKind, MarketId, MarketResult, Order, Position,
-    TickerState, TradeRecord,
-};
+use crate::engine::{ExEvent, Exchange, FillRecord, LifecycleKind, MarketId, MarketResult, Order, Position, TickerState, TradeRecord};
 use crate::faults::Fault;
 use crate::ids::{self, IdKind};
 use crate::units::{Price, Qty};
@@ -81,11 +78,7 @@ pub fn router() -> Router<Arc<Shared>> {
     Router::new().route(WS_PATH, get(upgrade))
 }
 
-async fn upgrade(
-    State(s): State<Arc<Shared>>,
-    headers: HeaderMap,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
+async fn upgrade(State(s): State<Arc<Shared>>, headers: HeaderMap, ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> Response {
     let has_key = headers.contains_key("KALSHI-ACCESS-KEY");
     let account = if s.config.public_ws_without_auth && !has_key {
         None
@@ -97,14 +90,7 @@ async fn upgrade(
     };
     let ws = match ws {
         Ok(ws) => ws,
-        Err(rejection) => {
-            return ApiError::new(
-                rejection.status().as_u16(),
-                "bad_request",
-                rejection.body_text(),
-            )
-            .into_response()
-        }
+        Err(rejection) => return ApiError::new(rejection.status().as_u16(), "bad_request", rejection.body_text()).into_response(),
     };
     // Subscribed before any snapshot can be taken, so no batch falls between the two.
     let events = s.events.subscribe();
@@ -112,12 +98,7 @@ async fn upgrade(
         .on_upgrade(move |socket| run(s, socket, account, events))
 }
 
-async fn run(
-    s: Arc<Shared>,
-    socket: WebSocket,
-    account: Option<AccountId>,
-    events: broadcast::Receiver<Arc<Batch>>,
-) {
+async fn run(s: Arc<Shared>, socket: WebSocket, account: Option<AccountId>, events: broadcast::Receiver<Arc<Batch>>) {
     s.counters.ws_connections.fetch_add(1, Ordering::Relaxed);
     let (sink, stream) = socket.split();
     let (out_tx, out_rx) = mpsc::channel(OUT_QUEUE);
@@ -150,10 +131,7 @@ async fn run(
         // The writer sends what is queued and a close frame, unless the client stopped
         // reading: then the socket just goes.
         End::Closed => {
-            if tokio::time::timeout(Duration::from_secs(2), writer)
-                .await
-                .is_err()
-            {
+            if tokio::time::timeout(Duration::from_secs(2), writer).await.is_err() {
                 abort.abort();
             }
         }
@@ -235,10 +213,7 @@ impl Channel {
         }
     }
     fn private(self) -> bool {
-        matches!(
-            self,
-            Channel::Fill | Channel::UserOrders | Channel::Positions
-        )
+        matches!(self, Channel::Fill | Channel::UserOrders | Channel::Positions)
     }
     fn filterable(self) -> bool {
         self != Channel::Lifecycle
@@ -293,10 +268,7 @@ struct WsError {
 }
 
 fn err(code: u16, msg: impl Into<String>) -> WsError {
-    WsError {
-        code,
-        msg: msg.into(),
-    }
+    WsError { code, msg: msg.into() }
 }
 
 /// `{"type":..,"id":..,"sid":..,"seq":..,"msg":..}` with the optional parts left out
@@ -324,13 +296,7 @@ fn envelope(kind: &str, id: Option<i64>, sid: Option<u64>, seq: Option<u64>, msg
 }
 
 fn error_frame(id: Option<i64>, sid: Option<u64>, e: &WsError) -> String {
-    envelope(
-        "error",
-        id,
-        sid,
-        None,
-        &json!({"code": e.code, "msg": e.msg}).to_string(),
-    )
+    envelope("error", id, sid, None, &json!({"code": e.code, "msg": e.msg}).to_string())
 }
 
 struct Session {
@@ -349,11 +315,7 @@ struct Session {
 type Frames = Vec<String>;
 
 impl Session {
-    async fn serve(
-        &mut self,
-        mut stream: SplitStream<WebSocket>,
-        mut events: broadcast::Receiver<Arc<Batch>>,
-    ) -> End {
+    async fn serve(&mut self, mut stream: SplitStream<WebSocket>, mut events: broadcast::Receiver<Arc<Batch>>) -> End {
         let period = Duration::from_millis(self.s.config.ping_interval_ms.max(1));
         let mut ping = tokio::time::interval_at(Instant::now() + period, period);
         ping.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -398,14 +360,8 @@ impl Session {
 
     /// Queues frames for the writer; waits while the queue is full (the client reads slowly).
     async fn send(&mut self, frames: Vec<Message>) -> Option<End> {
-        let texts = frames
-            .iter()
-            .filter(|f| matches!(f, Message::Text(_)))
-            .count() as u64;
-        self.s
-            .counters
-            .ws_messages
-            .fetch_add(texts, Ordering::Relaxed);
+        let texts = frames.iter().filter(|f| matches!(f, Message::Text(_))).count() as u64;
+        self.s.counters.ws_messages.fetch_add(texts, Ordering::Relaxed);
         let due = self
             .s
             .faults
@@ -437,12 +393,7 @@ impl Session {
             return false;
         }
         self.drop_gen = gen;
-        let target = *self
-            .s
-            .faults
-            .drop_account
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let target = *self.s.faults.drop_account.lock().unwrap_or_else(|e| e.into_inner());
         match target {
             None => true,
             Some(a) => self.account == Some(a),
@@ -457,11 +408,7 @@ impl Session {
             Err(_) => return vec![error_frame(None, None, &err(1, "Unable to parse message"))],
         };
         let Some(obj) = value.as_object() else {
-            return vec![error_frame(
-                None,
-                None,
-                &err(1, "Message must be a JSON object"),
-            )];
+            return vec![error_frame(None, None, &err(1, "Message must be a JSON object"))];
         };
         let id = match obj.get("id") {
             None | Some(Value::Null) => None,
@@ -478,12 +425,8 @@ impl Session {
             Some(_) => return vec![error_frame(id, None, &err(1, "params must be an object"))],
         };
         let result = match cmd {
-            "subscribe" => params
-                .ok_or_else(|| err(2, "Params required"))
-                .and_then(|p| self.subscribe(id, p)),
-            "unsubscribe" => params
-                .ok_or_else(|| err(2, "Params required"))
-                .map(|p| self.unsubscribe(id, p)),
+            "subscribe" => params.ok_or_else(|| err(2, "Params required")).and_then(|p| self.subscribe(id, p)),
+            "unsubscribe" => params.ok_or_else(|| err(2, "Params required")).map(|p| self.unsubscribe(id, p)),
             "update_subscription" => params
                 .ok_or_else(|| err(2, "Params required"))
                 .and_then(|p| self.update_subscription(id, p)),
@@ -499,22 +442,12 @@ impl Session {
             .iter()
             .map(|s| json!({"channel": s.channel.name(), "sid": s.sid}))
             .collect();
-        vec![envelope(
-            "ok",
-            id,
-            None,
-            None,
-            &Value::Array(list).to_string(),
-        )]
+        vec![envelope("ok", id, None, None, &Value::Array(list).to_string())]
     }
 
     /// The market filter of a command: `market_ticker`, `market_tickers` and (when allowed)
     /// `market_id`/`market_ids`, merged in order without repeats. Empty is None.
-    fn market_filter(
-        &self,
-        p: &Map<String, Value>,
-        allow_ids: bool,
-    ) -> Result<Option<Vec<String>>, WsError> {
+    fn market_filter(&self, p: &Map<String, Value>, allow_ids: bool) -> Result<Option<Vec<String>>, WsError> {
         let mut out: Vec<String> = Vec::new();
         let push = |t: String, out: &mut Vec<String>| {
             if !out.contains(&t) {
@@ -550,9 +483,7 @@ impl Session {
                 Some(_) => return Err(err(1, "market_ids must be an array of strings")),
             }
             for v in ids {
-                let text = v
-                    .as_str()
-                    .ok_or_else(|| err(1, "market ids must be strings"))?;
+                let text = v.as_str().ok_or_else(|| err(1, "market ids must be strings"))?;
                 let meta = ids::decode(IdKind::Market, text)
                     .and_then(|m| usize::try_from(m).ok())
                     .and_then(|m| self.markets.get(m))
@@ -564,10 +495,7 @@ impl Session {
     }
 
     fn market_of(&self, ticker: &str) -> Option<MarketId> {
-        self.markets
-            .iter()
-            .position(|m| m.ticker == ticker)
-            .map(|i| i as MarketId)
+        self.markets.iter().position(|m| m.ticker == ticker).map(|i| i as MarketId)
     }
 
     fn subscribe(&mut self, id: Option<i64>, p: &Map<String, Value>) -> Result<Frames, WsError> {
@@ -577,13 +505,8 @@ impl Session {
             Some(Value::Array(list)) => {
                 let mut out = Vec::new();
                 for c in list {
-                    let name = c
-                        .as_str()
-                        .ok_or_else(|| err(1, "channels must be strings"))?;
-                    out.push(
-                        Channel::parse(name)
-                            .ok_or_else(|| err(8, format!("Unknown channel name {name:?}")))?,
-                    );
+                    let name = c.as_str().ok_or_else(|| err(1, "channels must be strings"))?;
+                    out.push(Channel::parse(name).ok_or_else(|| err(8, format!("Unknown channel name {name:?}")))?);
                 }
                 out
             }
@@ -596,10 +519,7 @@ impl Session {
         let tickers_only = self.market_filter(p, false)?;
         for c in &channels {
             if c.private() && self.account.is_none() {
-                return Err(err(
-                    9,
-                    format!("Channel {} requires authentication", c.name()),
-                ));
+                return Err(err(9, format!("Channel {} requires authentication", c.name())));
             }
             if *c == Channel::Orderbook && tickers_only.is_none() {
                 return Err(err(14, "Market ticker required for orderbook_delta"));
@@ -639,12 +559,7 @@ impl Session {
             let v = self.s.lock();
             let batch = v.batch_no;
             sub.from_batch = batch;
-            let known: Vec<MarketId> = sub
-                .tickers
-                .iter()
-                .flatten()
-                .filter_map(|t| self.market_of(t))
-                .collect();
+            let known: Vec<MarketId> = sub.tickers.iter().flatten().filter_map(|t| self.market_of(t)).collect();
             for m in &known {
                 sub.cutoff.insert(*m, batch);
             }
@@ -675,73 +590,38 @@ impl Session {
 
     fn unsubscribe(&mut self, id: Option<i64>, p: &Map<String, Value>) -> Frames {
         let sids: Vec<u64> = match p.get("sids") {
-            None | Some(Value::Null) => {
-                return vec![error_frame(id, None, &err(4, "Subscription IDs required"))]
-            }
-            Some(Value::Array(list)) if list.is_empty() => {
-                return vec![error_frame(id, None, &err(4, "Subscription IDs required"))]
-            }
-            Some(Value::Array(list)) => {
-                match list.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>() {
-                    Some(s) => s,
-                    None => {
-                        return vec![error_frame(
-                            id,
-                            None,
-                            &err(1, "sids must be an array of integers"),
-                        )]
-                    }
-                }
-            }
-            Some(_) => {
-                return vec![error_frame(
-                    id,
-                    None,
-                    &err(1, "sids must be an array of integers"),
-                )]
-            }
+            None | Some(Value::Null) => return vec![error_frame(id, None, &err(4, "Subscription IDs required"))],
+            Some(Value::Array(list)) if list.is_empty() => return vec![error_frame(id, None, &err(4, "Subscription IDs required"))],
+            Some(Value::Array(list)) => match list.iter().map(Value::as_u64).collect::<Option<Vec<u64>>>() {
+                Some(s) => s,
+                None => return vec![error_frame(id, None, &err(1, "sids must be an array of integers"))],
+            },
+            Some(_) => return vec![error_frame(id, None, &err(1, "sids must be an array of integers"))],
         };
         let mut frames = Vec::new();
         for sid in sids {
             match self.subs.iter().position(|s| s.sid == sid) {
                 Some(i) => {
                     let sub = self.subs.remove(i);
-                    frames.push(envelope(
-                        "unsubscribed",
-                        id,
-                        Some(sid),
-                        Some(sub.seq + 1),
-                        "",
-                    ));
+                    frames.push(envelope("unsubscribed", id, Some(sid), Some(sub.seq + 1), ""));
                 }
-                None => frames.push(error_frame(
-                    id,
-                    None,
-                    &err(7, format!("Unknown subscription ID {sid}")),
-                )),
+                None => frames.push(error_frame(id, None, &err(7, format!("Unknown subscription ID {sid}")))),
             }
         }
         frames
     }
 
-    fn update_subscription(
-        &mut self,
-        id: Option<i64>,
-        p: &Map<String, Value>,
-    ) -> Result<Frames, WsError> {
+    fn update_subscription(&mut self, id: Option<i64>, p: &Map<String, Value>) -> Result<Frames, WsError> {
         let action = match p.get("action") {
             None | Some(Value::Null) => return Err(err(15, "Action required")),
             Some(Value::String(a)) => a.clone(),
             Some(_) => return Err(err(1, "action must be a string")),
         };
-        let sid = match (
-            p.get("sid").filter(|v| !v.is_null()),
-            p.get("sids").filter(|v| !v.is_null()),
-        ) {
+        let sid = match (p.get("sid").filter(|v| !v.is_null()), p.get("sids").filter(|v| !v.is_null())) {
             (Some(s), None) => s.as_u64().ok_or_else(|| err(1, "sid must be an integer"))?,
-            (None, Some(Value::Array(list))) if list.len() == 1 => list[0]
-                .as_u64()
-                .ok_or_else(|| err(1, "sids must be an array of integers"))?,
+            (None, Some(Value::Array(list))) if list.len() == 1 => {
+                list[0].as_u64().ok_or_else(|| err(1, "sids must be an array of integers"))?
+            }
             (None, Some(Value::Array(_))) | (None, None) | (Some(_), Some(_)) => {
                 return Err(err(12, "Exactly one subscription ID is required"))
             }
@@ -754,10 +634,9 @@ impl Session {
             .ok_or_else(|| err(7, format!("Unknown subscription ID {sid}")))?;
         let channel = self.subs[i].channel;
         match action.as_str() {
-            "add_markets" | "delete_markets" if !channel.filterable() => Err(err(
-                13,
-                format!("Action {action} is not supported by {}", channel.name()),
-            )),
+            "add_markets" | "delete_markets" if !channel.filterable() => {
+                Err(err(13, format!("Action {action} is not supported by {}", channel.name())))
+            }
             "add_markets" => {
                 let filter = self.market_filter(p, channel != Channel::Orderbook)?;
                 if filter.is_none() {
@@ -772,14 +651,10 @@ impl Session {
                     .ok_or_else(|| err(2, "market_tickers required"))?;
                 let sub = &mut self.subs[i];
                 let Some(tickers) = sub.tickers.as_mut() else {
-                    return Err(err(
-                        13,
-                        "The subscription has no market filter to delete from",
-                    ));
+                    return Err(err(13, "The subscription has no market filter to delete from"));
                 };
                 tickers.retain(|t| !filter.contains(t));
-                let remove: Vec<MarketId> =
-                    filter.iter().filter_map(|t| self.market_of(t)).collect();
+                let remove: Vec<MarketId> = filter.iter().filter_map(|t| self.market_of(t)).collect();
                 let sub = &mut self.subs[i];
                 for m in remove {
                     sub.cutoff.remove(&m);
@@ -788,10 +663,7 @@ impl Session {
             }
             "get_snapshot" => {
                 if channel != Channel::Orderbook {
-                    return Err(err(
-                        13,
-                        format!("get_snapshot is not supported by {}", channel.name()),
-                    ));
+                    return Err(err(13, format!("get_snapshot is not supported by {}", channel.name())));
                 }
                 let wanted: Vec<String> = match p.get("market_tickers") {
                     Some(Value::Array(list)) if !list.is_empty() => list
@@ -803,18 +675,10 @@ impl Session {
                 };
                 let mut markets = Vec::new();
                 for t in &wanted {
-                    let held = self.subs[i]
-                        .tickers
-                        .as_ref()
-                        .is_some_and(|ts| ts.contains(t));
+                    let held = self.subs[i].tickers.as_ref().is_some_and(|ts| ts.contains(t));
                     match self.market_of(t) {
                         Some(m) if held => markets.push(m),
-                        _ => {
-                            return Err(err(
-                                11,
-                                format!("Market {t} is not part of subscription {sid}"),
-                            ))
-                        }
+                        _ => return Err(err(11, format!("Market {t} is not part of subscription {sid}"))),
                     }
                 }
                 let v = self.s.lock();
@@ -835,13 +699,7 @@ impl Session {
 
     /// Merges markets into subscription `i` (update_subscription add_markets, or a repeated
     /// subscribe): `ok` with the full list, then snapshots of the added markets.
-    fn add_markets(
-        &mut self,
-        id: Option<i64>,
-        i: usize,
-        filter: Option<Vec<String>>,
-        ticker_snapshot: bool,
-    ) -> Frames {
+    fn add_markets(&mut self, id: Option<i64>, i: usize, filter: Option<Vec<String>>, ticker_snapshot: bool) -> Frames {
         let channel = self.subs[i].channel;
         let mut added: Vec<String> = Vec::new();
         let sub = &mut self.subs[i];
@@ -907,13 +765,7 @@ impl Session {
         let mut twice = false;
         if gen != sub.seq_gen {
             sub.seq_gen = gen;
-            let fault = self
-                .s
-                .faults
-                .seq_fault
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone();
+            let fault = self.s.faults.seq_fault.lock().unwrap_or_else(|e| e.into_inner()).clone();
             match fault {
                 Some(Fault::SkipSeq { count }) => sub.seq += count,
                 Some(Fault::DuplicateSeq) => twice = true,
@@ -952,30 +804,15 @@ impl Session {
             if levels.is_empty() {
                 continue;
             }
-            let fp: Vec<Value> = levels
-                .iter()
-                .map(|(p, q)| json!([p.dollars(), q.fp()]))
-                .collect();
-            let dollars: Vec<Value> = levels
-                .iter()
-                .map(|(p, q)| json!([p.dollars(), q.whole()]))
-                .collect();
-            let cents: Vec<Value> = levels
-                .iter()
-                .map(|(p, q)| json!([p.cents_rounded(), q.whole()]))
-                .collect();
+            let fp: Vec<Value> = levels.iter().map(|(p, q)| json!([p.dollars(), q.fp()])).collect();
+            let dollars: Vec<Value> = levels.iter().map(|(p, q)| json!([p.dollars(), q.whole()])).collect();
+            let cents: Vec<Value> = levels.iter().map(|(p, q)| json!([p.cents_rounded(), q.whole()])).collect();
             msg.insert(format!("{name}_dollars_fp"), Value::Array(fp));
             msg.insert(format!("{name}_dollars"), Value::Array(dollars));
             msg.insert(name.to_string(), Value::Array(cents));
         }
         let mut out = Vec::new();
-        self.sequenced(
-            &mut out,
-            sub,
-            "orderbook_snapshot",
-            id,
-            &Value::Object(msg).to_string(),
-        );
+        self.sequenced(&mut out, sub, "orderbook_snapshot", id, &Value::Object(msg).to_string());
         out
     }
 
@@ -1227,62 +1064,27 @@ impl Session {
                             ts_ms,
                         },
                     ) if sub.accepts(*market, no) => {
-                        let msg = self.delta_msg(
-                            sub,
-                            *market,
-                            *side,
-                            *price,
-                            *delta,
-                            *owner,
-                            client_order_id,
-                            *ts_ms,
-                        );
+                        let msg = self.delta_msg(sub, *market, *side, *price, *delta, *owner, client_order_id, *ts_ms);
                         self.sequenced(&mut out, sub, "orderbook_delta", None, &msg);
                     }
                     (Channel::Trade, ExEvent::Trade(t)) if sub.accepts(t.market, no) => {
                         let msg = self.trade_msg(t);
                         self.sequenced(&mut out, sub, "trade", None, &msg);
                     }
-                    (
-                        Channel::Ticker,
-                        ExEvent::Ticker {
-                            market,
-                            state,
-                            ts_ms,
-                        },
-                    ) if sub.accepts(*market, no) => {
+                    (Channel::Ticker, ExEvent::Ticker { market, state, ts_ms }) if sub.accepts(*market, no) => {
                         out.push(self.ticker_frame(sub, *market, state, *ts_ms));
                     }
-                    (Channel::Fill, ExEvent::Fill { account, fill })
-                        if self.account == Some(*account) && sub.accepts(fill.market, no) =>
-                    {
-                        out.push(envelope(
-                            "fill",
-                            None,
-                            Some(sub.sid),
-                            None,
-                            &self.fill_msg(fill),
-                        ));
+                    (Channel::Fill, ExEvent::Fill { account, fill }) if self.account == Some(*account) && sub.accepts(fill.market, no) => {
+                        out.push(envelope("fill", None, Some(sub.sid), None, &self.fill_msg(fill)));
                     }
                     (Channel::UserOrders, ExEvent::UserOrder { account, order })
                         if self.account == Some(*account) && sub.accepts(order.market, no) =>
                     {
-                        out.push(envelope(
-                            "user_order",
-                            None,
-                            Some(sub.sid),
-                            None,
-                            &self.user_order_msg(order),
-                        ));
+                        out.push(envelope("user_order", None, Some(sub.sid), None, &self.user_order_msg(order)));
                     }
-                    (
-                        Channel::Positions,
-                        ExEvent::Position {
-                            account,
-                            market,
-                            position,
-                        },
-                    ) if self.account == Some(*account) && sub.accepts(*market, no) => {
+                    (Channel::Positions, ExEvent::Position { account, market, position })
+                        if self.account == Some(*account) && sub.accepts(*market, no) =>
+                    {
                         out.push(envelope(
                             "market_position",
                             None,
@@ -1291,14 +1093,7 @@ impl Session {
                             &self.position_msg(*market, position),
                         ));
                     }
-                    (
-                        Channel::Lifecycle,
-                        ExEvent::Lifecycle {
-                            market,
-                            kind,
-                            ts_ms,
-                        },
-                    ) if no > sub.from_batch => {
+                    (Channel::Lifecycle, ExEvent::Lifecycle { market, kind, ts_ms }) if no > sub.from_batch => {
                         let msg = self.lifecycle_msg(*market, *kind, *ts_ms);
                         self.sequenced(&mut out, sub, "market_lifecycle_v2", None, &msg);
                     }
@@ -1314,10 +1109,7 @@ impl Session {
     /// lost data, so each gets the terminal error 25 and ends.
     fn on_lag(&mut self) -> Frames {
         let e = err(25, "Subscription outbound buffer overflow");
-        self.subs
-            .drain(..)
-            .map(|sub| error_frame(None, Some(sub.sid), &e))
-            .collect()
+        self.subs.drain(..).map(|sub| error_frame(None, Some(sub.sid), &e)).collect()
     }
 }
 
@@ -1356,8 +1148,5 @@ fn flag(p: &Map<String, Value>, name: &str) -> Result<bool, WsError> {
 }
 
 fn texts(frames: Frames) -> Vec<Message> {
-    frames
-        .into_iter()
-        .map(|f| Message::Text(f.into()))
-        .collect()
+    frames.into_iter().map(|f| Message::Text(f.into())).collect()
 }

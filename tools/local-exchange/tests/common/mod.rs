@@ -42,11 +42,7 @@ pub async fn start_with(mut config: ServerConfig) -> Venue {
     ex.add_market(spec(DECI, LevelStructure::DeciCent, FeeType::Quadratic), 0);
     ex.add_market(spec(TAPER, LevelStructure::TaperedDeciCent, FeeType::Quadratic), 0);
     let lp = ex.add_account("lp".into(), Money::from_cents(1_000_000_000), true);
-    config.state_dir = std::env::temp_dir().join(format!(
-        "lx-test-{}-{}",
-        std::process::id(),
-        local_exchange::auth::random_key_id()
-    ));
+    config.state_dir = std::env::temp_dir().join(format!("lx-test-{}-{}", std::process::id(), local_exchange::auth::random_key_id()));
     let tls = config.tls;
     let running = server::start(config, ex, Box::new(NoPopulation), Vec::new())
         .await
@@ -65,7 +61,12 @@ pub async fn start_with(mut config: ServerConfig) -> Venue {
         .iter()
         .map(|a| Signer::from_pem(&std::fs::read_to_string(&a.private_key_path).unwrap()).unwrap())
         .collect();
-    Venue { running, http, signers, lp }
+    Venue {
+        running,
+        http,
+        signers,
+        lp,
+    }
 }
 
 pub async fn start() -> Venue {
@@ -104,7 +105,11 @@ impl Venue {
         let resp = req.send().await.expect("request sent");
         let status = resp.status().as_u16();
         let text = resp.text().await.unwrap();
-        let value = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
         (status, value)
     }
 
@@ -122,10 +127,13 @@ impl Venue {
     pub fn lp_order(&self, ticker: &str, side: Side, price: &str, count: &str) -> OrderId {
         self.running.shared.with_exchange(|ex, now| {
             let m = ex.market_by_ticker(ticker).unwrap();
-            ex.place(now, NewOrder::limit(self.lp, m, side, Price::parse(price).unwrap(), Qty::parse(count).unwrap()))
-                .unwrap()
-                .order
-                .id
+            ex.place(
+                now,
+                NewOrder::limit(self.lp, m, side, Price::parse(price).unwrap(), Qty::parse(count).unwrap()),
+            )
+            .unwrap()
+            .order
+            .id
         })
     }
 }
