@@ -68,6 +68,18 @@ pub struct TradeTag {
 /// Starting cash of each simulated account (notional: they are not balance-checked).
 pub const SIM_ACCOUNT_CASH: Money = Money(1_000_000 * 1_000_000);
 
+/// How long the flow remembers where trades happened (for makers' bookkeeping).
+const TRADE_MEMORY_MS: u64 = 30_000;
+/// Most levels per side a maker keeps (the scenario allows up to 50).
+const MAX_LEVELS: usize = 50;
+/// A maker re-reads all its orders from the exchange every this many actions.
+const FULL_CHECK_EVERY: u64 = 32;
+
+/// Half-life of the makers' notion of normal flow, seconds.
+const NORMAL_FLOW_HALFLIFE_S: f64 = 300.0;
+/// Flow counts as toxic only when it is also this many times its normal level.
+const TOXIC_VS_NORMAL: f64 = 3.0;
+
 /// Logit bound of the true path: p stays within about [0.0003, 0.9997].
 const X_MAX: f64 = 8.0;
 
@@ -167,6 +179,20 @@ struct MarketSim {
     /// Net aggressive flow (+ buys of YES), decayed, in contracts, as of `flow_ms`.
     flow: f64,
     flow_ms: u64,
+    /// Net count of aggressive orders (+1 per buy order, -1 per sell), decayed like `flow`:
+    /// tells a persistent one-sided stream (informed) from one big order (noise, sweeps).
+    orders_flow: f64,
+    /// Long averages of |flow| and |orders_flow|: the market's normal level.
+    normal_flow: f64,
+    normal_orders_flow: f64,
+    last_aggressor: Option<(u64, Side)>,
+    /// Price of the last aggressive buy (an ask lifted) and sell (a bid hit).
+    last_lifted: Option<Price>,
+    last_hit: Option<Price>,
+    /// Recent trades (time, resting side, price): where makers' orders may have been filled.
+    traded: VecDeque<(u64, Side, Price)>,
+    /// Last time an agent found the market not trading (a pause may have cancelled orders).
+    interrupted_ms: Option<u64>,
 }
 
 impl MarketSim {
@@ -187,6 +213,7 @@ struct MakerMarket {
     value: f64,
     bias: f64,
     last_ms: u64,
+    actions: u64,
     orders: Vec<MyOrder>,
 }
 
@@ -261,12 +288,7 @@ impl Flow {
         let stream = |kind: u64, i: u64| master.fork(mix(&[kind, i]));
         let mut markets = Vec::new();
         let mut index_of = Vec::new();
-        for (i, (params, spec)) in scenario
-            .markets
-            .iter()
-            .zip(scenario.market_specs())
-            .enumerate()
-        {
+        for (i, (params, spec)) in scenario.markets.iter().zip(scenario.market_specs()).enumerate() {
             let id = ex.add_market(spec, 0);
             let m = ex.market(id);
             let mut news: Vec<(u64, f64)> = params
@@ -310,6 +332,14 @@ impl Flow {
                 result_rng: stream(4, i),
                 flow: 0.0,
                 flow_ms: 0,
+                orders_flow: 0.0,
+                normal_flow: 0.0,
+                normal_orders_flow: 0.0,
+                last_aggressor: None,
+                last_lifted: None,
+                last_hit: None,
+                traded: VecDeque::new(),
+                interrupted_ms: None,
             });
             if index_of.len() <= id as usize {
                 index_of.resize(id as usize + 1, None);
@@ -339,6 +369,7 @@ impl Flow {
                         value: p0,
                         bias,
                         last_ms: 0,
+                        actions: 0,
                         orders: Vec::new(),
                     }
                 })
@@ -359,11 +390,7 @@ impl Flow {
             let account = add(ex, format!("sim-informed-{j}"), AgentClass::Informed);
             let mut rng = stream(6, u64::from(j));
             let reaction_ms = (pop.informed_reaction_ms as f64 * rng.range_f64(0.5, 1.5)).round() as u64;
-            informed.push(Informed {
-                account,
-                rng,
-                reaction_ms,
-            });
+            informed.push(Informed { account, rng, reaction_ms });
         }
         let sweep_account = add(ex, "sim-sweep".into(), AgentClass::Sweep);
         classes.sort();
@@ -486,6 +513,14 @@ impl Flow {
         logistic(x + noise)
     }
 
+    #[cfg(test)]
+    fn oracle_probability_exact(&self, market: MarketId, now_ms: u64) -> f64 {
+        let m = &self.markets[self.index(market).expect("flow market")];
+        let interval = self.oracle.publish_interval_ms.max(1);
+        let target = ((now_ms / interval * interval) as i64 + self.oracle.lead_ms).max(0) as u64;
+        logistic(m.path.at(target / self.step_ms))
+    }
+
     pub fn oracle_params(&self) -> &OracleParams {
         &self.oracle
     }
@@ -497,10 +532,7 @@ impl Flow {
 
     /// The class of a simulated account, None for accounts the flow does not own.
     pub fn agent_class(&self, account: AccountId) -> Option<AgentClass> {
-        self.classes
-            .binary_search_by_key(&account, |c| c.0)
-            .ok()
-            .map(|i| self.classes[i].1)
+        self.classes.binary_search_by_key(&account, |c| c.0).ok().map(|i| self.classes[i].1)
     }
 
     /// Every simulated account and its class, by account id.
@@ -539,16 +571,12 @@ impl Flow {
 
     fn schedule(&mut self, t: u64, kind: EvKind) {
         self.seq += 1;
-        self.queue.push(Reverse(Ev {
-            t,
-            seq: self.seq,
-            kind,
-        }));
+        self.queue.push(Reverse(Ev { t, seq: self.seq, kind }));
     }
 
     /// Poisson arrivals: the next one after `t` at `rate_per_s`, at least 1 ms later.
     fn after(rng: &mut Rng, t: u64, rate_per_s: f64) -> Option<u64> {
-        if !(rate_per_s > 0.0) {
+        if rate_per_s.is_nan() || rate_per_s <= 0.0 {
             return None;
         }
         let gap_ms = (rng.exponential(rate_per_s) * 1000.0).ceil().max(1.0);
@@ -590,15 +618,15 @@ impl Flow {
             EvKind::Maker { maker, market } => {
                 match phase(ex, self.markets[market as usize].id) {
                     Phase::Over => return,
-                    Phase::Wait => {}
-                    Phase::Trading => self.maker_act(ex, t, maker as usize, market as usize, t == 0),
+                    Phase::Wait => self.markets[market as usize].interrupted_ms = Some(t),
+                    Phase::Trading => self.maker_act(ex, t, maker as usize, market as usize),
                 }
                 self.schedule_maker(t, maker, market);
             }
             EvKind::Noise { market } => {
                 match phase(ex, self.markets[market as usize].id) {
                     Phase::Over => return,
-                    Phase::Wait => {}
+                    Phase::Wait => self.markets[market as usize].interrupted_ms = Some(t),
                     Phase::Trading => self.noise(ex, t, market as usize),
                 }
                 self.schedule_noise(t, market);
@@ -606,7 +634,7 @@ impl Flow {
             EvKind::Informed { agent, market } => {
                 match phase(ex, self.markets[market as usize].id) {
                     Phase::Over => return,
-                    Phase::Wait => {}
+                    Phase::Wait => self.markets[market as usize].interrupted_ms = Some(t),
                     Phase::Trading => self.informed_check(ex, t, agent as usize, market as usize),
                 }
                 self.schedule_informed(t, agent, market);
@@ -614,7 +642,7 @@ impl Flow {
             EvKind::Sweep { market } => {
                 match phase(ex, self.markets[market as usize].id) {
                     Phase::Over => return,
-                    Phase::Wait => {}
+                    Phase::Wait => self.markets[market as usize].interrupted_ms = Some(t),
                     Phase::Trading => self.sweep(ex, t, market as usize),
                 }
                 self.schedule_sweep(t, market);
@@ -653,7 +681,6 @@ impl Flow {
             }
             m.path.ensure(k + self.lead_k);
             m.cur_k = k;
-            let t_lo = k.saturating_sub(1) * self.step_ms;
             while let Some(&(at, jump)) = m.path.news.get(m.news_journaled) {
                 if at > t {
                     break;
@@ -661,7 +688,6 @@ impl Flow {
                 m.news_journaled += 1;
                 ex.journal(t, "news", json!({"market": m.ticker, "scheduled_ms": at, "logit_jump": jump}));
             }
-            let _ = t_lo;
             let p = logistic(m.path.at(k));
             ex.journal(t, "true_p", json!({"market": m.ticker, "p": round6(p)}));
             m.path.trim_before(k.saturating_sub(self.keep_behind_k));
@@ -678,24 +704,50 @@ impl Flow {
         let hl = self.pop.maker_flow_halflife_s;
         for tr in &trades[start..] {
             self.last_seen_trade = tr.trade_id;
-            let Some(mi) = self.index(tr.market) else { continue };
+            let Some(mi) = self.index(tr.market) else {
+                continue;
+            };
             let m = &mut self.markets[mi];
             let ts = tr.ts_ms.max(m.flow_ms);
-            m.flow *= decay((ts - m.flow_ms) as f64 / 1000.0, hl);
+            let d = decay((ts - m.flow_ms) as f64 / 1000.0, hl);
+            m.flow *= d;
+            m.orders_flow *= d;
             m.flow_ms = ts;
+            // Matches of one taker order share a time and side.
+            if m.last_aggressor != Some((tr.ts_ms, tr.taker_side)) {
+                m.orders_flow += tr.taker_side.sign() as f64;
+                m.last_aggressor = Some((tr.ts_ms, tr.taker_side));
+            }
             m.flow += tr.taker_side.sign() as f64 * tr.qty.0 as f64 / 100.0;
+            match tr.taker_side {
+                Side::Bid => m.last_lifted = Some(tr.yes_price),
+                Side::Ask => m.last_hit = Some(tr.yes_price),
+            }
+            if m.traded.back() != Some(&(tr.ts_ms, tr.taker_side.opposite(), tr.yes_price)) {
+                m.traded.push_back((tr.ts_ms, tr.taker_side.opposite(), tr.yes_price));
+            }
         }
         for m in &mut self.markets {
             if now_ms > m.flow_ms {
-                m.flow *= decay((now_ms - m.flow_ms) as f64 / 1000.0, hl);
+                let dt = (now_ms - m.flow_ms) as f64 / 1000.0;
+                let d = decay(dt, hl);
+                m.flow *= d;
+                m.orders_flow *= d;
                 m.flow_ms = now_ms;
+                // What normal flow looks like here, so that "toxic" means unusual for this market.
+                let w = 1.0 - decay(dt, NORMAL_FLOW_HALFLIFE_S);
+                m.normal_flow += w * (m.flow.abs() - m.normal_flow);
+                m.normal_orders_flow += w * (m.orders_flow.abs() - m.normal_orders_flow);
+            }
+            while m.traded.front().is_some_and(|x| x.0 + TRADE_MEMORY_MS < now_ms) {
+                m.traded.pop_front();
             }
         }
     }
 
     // ------------------------------------------------------------ agents
 
-    fn maker_act(&mut self, ex: &mut Exchange, t: u64, mk: usize, mi: usize, building: bool) {
+    fn maker_act(&mut self, ex: &mut Exchange, t: u64, mk: usize, mi: usize) {
         self.observe_trades(ex, t);
         let pop = &self.pop;
         let m = &self.markets[mi];
@@ -706,14 +758,50 @@ impl Flow {
         let st = &mut maker.markets[mi];
         let rng = &mut maker.rng;
 
-        // What is still resting, and how much.
-        st.orders.retain_mut(|o| match ex.order(o.id) {
-            Some(x) if x.is_resting() => {
-                o.remaining = x.remaining;
-                true
-            }
-            _ => false,
+        // What is still resting, and how much. Only orders where trades happened since the
+        // last look can have changed (the maker's own cancels are tracked); a full check runs
+        // now and then and after anything unusual (a long gap, a pause).
+        // An order that vanished where nothing traded means something else cancelled it (a
+        // reactivation, an operator): then look at everything.
+        let probe = (!st.orders.is_empty()).then(|| st.orders[(st.actions as usize) % st.orders.len()]);
+        let vanished = probe.is_some_and(|o| {
+            let resting = ex.order(o.id).is_some_and(|x| x.is_resting());
+            let traded = m
+                .traded
+                .iter()
+                .any(|&(ts, side, price)| ts >= st.last_ms && side == o.side && price == o.price);
+            !resting && !traded
         });
+        let full = st.actions % FULL_CHECK_EVERY == 0
+            || t >= st.last_ms + TRADE_MEMORY_MS / 2
+            || m.interrupted_ms.is_some_and(|x| x >= st.last_ms)
+            || vanished;
+        st.actions += 1;
+        let mut touched: Vec<(Side, Price)> = Vec::new();
+        if !full {
+            for &(ts, side, price) in m.traded.iter().rev() {
+                if ts < st.last_ms {
+                    break;
+                }
+                if !touched.contains(&(side, price)) {
+                    touched.push((side, price));
+                }
+            }
+        }
+        if full || !touched.is_empty() {
+            st.orders.retain_mut(|o| {
+                if !full && !touched.contains(&(o.side, o.price)) {
+                    return true;
+                }
+                match ex.order(o.id) {
+                    Some(x) if x.is_resting() => {
+                        o.remaining = x.remaining;
+                        true
+                    }
+                    _ => false,
+                }
+            });
+        }
 
         // Value: a slow EWMA of the mid, a private bias, the flow and the inventory.
         let book = &ex.market(market).book;
@@ -730,11 +818,27 @@ impl Flow {
         }
         let d = decay(dt, pop.maker_value_noise_halflife_s);
         st.bias = st.bias * d + pop.maker_value_noise_cents / 100.0 * (1.0 - d * d).sqrt() * rng.normal();
+        // Toxic flow: a maker that keeps being hit stops believing its value and moves it to
+        // the price the flow has reached (the side being hit also backs off, below).
+        let flow = m.flow;
+        let toxic_threshold = (pop.maker_toxic_flow_contracts * m.depth_scale).max(TOXIC_VS_NORMAL * m.normal_flow);
+        let toxic_bid = flow < -toxic_threshold;
+        let toxic_ask = flow > toxic_threshold;
+        let persistent = pop.maker_toxic_min_orders.max(TOXIC_VS_NORMAL * m.normal_orders_flow);
+        if toxic_ask && m.orders_flow >= persistent {
+            if let Some(p) = m.last_lifted {
+                st.value = st.value.max(f64::from(p.0) / 1e4);
+            }
+        }
+        if toxic_bid && m.orders_flow <= -persistent {
+            if let Some(p) = m.last_hit {
+                st.value = st.value.min(f64::from(p.0) / 1e4);
+            }
+        }
         let inventory = ex.accounts[account as usize]
             .positions
             .get(&market)
             .map_or(0.0, |p| p.qty.0 as f64 / 100.0);
-        let flow = m.flow;
         // Square-root impact: the value follows net aggressive flow, concavely.
         let flow_shift = pop.maker_flow_shift_cents_at_1000 / 100.0 * flow.signum() * (flow.abs() / 1000.0).sqrt();
         let fair = st.value + st.bias + flow_shift - pop.maker_inventory_skew_cents_per_1000 / 100.0 * inventory / 1000.0;
@@ -742,9 +846,15 @@ impl Flow {
         let hi = f64::from(ladder.max_price().0) / 1e4;
         let fair = fair.clamp(lo, hi);
 
-        let toxic_threshold = pop.maker_toxic_flow_contracts * m.depth_scale;
-        let toxic_bid = flow < -toxic_threshold;
-        let toxic_ask = flow > toxic_threshold;
+        // Scheduled news is public: around it makers quote both sides as if the flow were
+        // toxic (wider and smaller), not knowing which way it will go.
+        let cautious = m
+            .path
+            .news
+            .iter()
+            .any(|&(at, _)| t + pop.maker_news_caution_before_ms >= at && t <= at + pop.maker_news_caution_after_ms);
+        let toxic_bid = toxic_bid || cautious;
+        let toxic_ask = toxic_ask || cautious;
         let h = m.half_spread_cents / 100.0;
         let mut bid_top = ladder
             .floor(Price(((fair - h) * 1e4).floor().max(0.0) as u32))
@@ -791,7 +901,7 @@ impl Flow {
         }
 
         // The levels and their target sizes.
-        let levels = pop.maker_levels as usize;
+        let levels = (pop.maker_levels as usize).min(MAX_LEVELS);
         let spacing = ((pop.maker_level_spacing_cents * 100.0).round() as u32).max(1);
         let mut prices: [Vec<Price>; 2] = [Vec::with_capacity(levels), Vec::with_capacity(levels)];
         for (s, side) in [Side::Bid, Side::Ask].into_iter().enumerate() {
@@ -834,22 +944,24 @@ impl Flow {
                 .round();
             Qty::from_contracts(c as i64)
         };
+        // A maker with nothing in the market (at the start, after a reactivation) builds its
+        // whole book at once; otherwise it adjusts a few orders per action.
+        let building = st.orders.is_empty();
         let mut budget = if building { 10_000 } else { pop.maker_ops_per_action as i64 };
+        let per_level = if building { 1_000 } else { 3 };
 
         // Orders far behind the last level go (they would never trade).
+        let far = [
+            prices[0].last().map(|&p| ladder.step_from(p, -2)),
+            prices[1].last().map(|&p| ladder.step_from(p, 2)),
+        ];
         let mut i = 0;
         while i < st.orders.len() && budget > 0 {
             let o = st.orders[i];
-            let s = if o.side == Side::Bid { 0 } else { 1 };
-            let too_deep = match prices[s].last() {
-                Some(&last) => {
-                    let far = ladder.step_from(last, -o.side.sign() * 2);
-                    match o.side {
-                        Side::Bid => o.price < far,
-                        Side::Ask => o.price > far,
-                    }
-                }
-                None => true,
+            let too_deep = match (o.side, far[usize::from(o.side == Side::Ask)]) {
+                (Side::Bid, Some(far)) => o.price < far,
+                (Side::Ask, Some(far)) => o.price > far,
+                (_, None) => true,
             };
             if too_deep {
                 let _ = ex.cancel(t, account, o.id);
@@ -862,22 +974,27 @@ impl Flow {
 
         // Fill each level up to its target, touch first; trim levels far over target.
         let base = pop.maker_level_contracts * m.depth_scale * maker.size_factor;
+        let mut have_at = [[0f64; MAX_LEVELS]; 2];
+        for o in &st.orders {
+            let s = usize::from(o.side == Side::Ask);
+            if let Some(j) = prices[s].iter().position(|&p| p == o.price) {
+                have_at[s][j] += o.remaining.0 as f64 / 100.0;
+            }
+        }
+        #[allow(clippy::needless_range_loop)] // j indexes two sides' levels and their sizes
         'levels: for j in 0..levels {
             for (s, side) in [Side::Bid, Side::Ask].into_iter().enumerate() {
-                let Some(&price) = prices[s].get(j) else { continue };
+                let Some(&price) = prices[s].get(j) else {
+                    continue;
+                };
                 let toxic = (side == Side::Bid && toxic_bid) || (side == Side::Ask && toxic_ask);
                 let mut target = base * pop.maker_level_growth.powi(j as i32);
                 if toxic {
                     target *= pop.maker_toxic_size_factor;
                 }
-                let mut have: f64 = st
-                    .orders
-                    .iter()
-                    .filter(|o| o.side == side && o.price == price)
-                    .map(|o| o.remaining.0 as f64 / 100.0)
-                    .sum();
+                let mut have = have_at[s][j];
                 let mut placed = 0;
-                while have + med / 2.0 < target && placed < 3 {
+                while have + med / 2.0 < target && placed < per_level {
                     if budget <= 0 {
                         break 'levels;
                     }
@@ -921,8 +1038,13 @@ impl Flow {
             }
             let k = rng.index(st.orders.len());
             let o = st.orders.swap_remove(k);
-            let _ = ex.cancel(t, account, o.id);
-            let mut req = NewOrder::limit(account, market, o.side, o.price, o.remaining);
+            let Ok((_, cancelled)) = ex.cancel(t, account, o.id) else {
+                continue;
+            };
+            if cancelled.0 <= 0 {
+                continue;
+            }
+            let mut req = NewOrder::limit(account, market, o.side, o.price, cancelled);
             req.post_only = true;
             if let Ok(p) = ex.place(t, req) {
                 if p.order.is_resting() {
@@ -985,12 +1107,11 @@ impl Flow {
         let book = &ex.market(m.id).book;
         let edge_buy = |p: Price| v - f64::from(p.0) / 1e4 - fee(p) - threshold;
         let edge_sell = |p: Price| f64::from(p.0) / 1e4 - fee(p) - v - threshold;
-        let (side, touch, edge): (Side, Price, &dyn Fn(Price) -> f64) =
-            match (book.best_price(Side::Ask), book.best_price(Side::Bid)) {
-                (Some(ask), _) if edge_buy(ask) > 0.0 => (Side::Bid, ask, &edge_buy),
-                (_, Some(bid)) if edge_sell(bid) > 0.0 => (Side::Ask, bid, &edge_sell),
-                _ => return,
-            };
+        let (side, touch, edge): (Side, Price, &dyn Fn(Price) -> f64) = match (book.best_price(Side::Ask), book.best_price(Side::Bid)) {
+            (Some(ask), _) if edge_buy(ask) > 0.0 => (Side::Bid, ask, &edge_buy),
+            (_, Some(bid)) if edge_sell(bid) > 0.0 => (Side::Ask, bid, &edge_sell),
+            _ => return,
+        };
         // The worst price still worth taking.
         let mut limit = touch;
         for _ in 0..200 {
@@ -1036,7 +1157,9 @@ impl Flow {
         let share = pop.sweep_depth_share * rng.range_f64(0.7, 1.1) / 0.9;
         let levels = book.depth(side.opposite());
         let walked = &levels[..levels.len().min(pop.sweep_levels as usize)];
-        let Some(&(limit, _)) = walked.last() else { return };
+        let Some(&(limit, _)) = walked.last() else {
+            return;
+        };
         let depth: i64 = walked.iter().map(|(_, q)| q.0).sum();
         let qty = Qty(((depth as f64 * share) as i64 / 100 * 100).max(100));
         let market = m.id;
@@ -1046,7 +1169,17 @@ impl Flow {
 
     /// Sends an IOC order for a taker and tags the trades it caused.
     #[allow(clippy::too_many_arguments)]
-    fn take(&mut self, ex: &mut Exchange, t: u64, account: AccountId, class: AgentClass, market: MarketId, side: Side, limit: Price, qty: Qty) {
+    fn take(
+        &mut self,
+        ex: &mut Exchange,
+        t: u64,
+        account: AccountId,
+        class: AgentClass,
+        market: MarketId,
+        side: Side,
+        limit: Price,
+        qty: Qty,
+    ) {
         if qty.0 <= 0 {
             return;
         }
@@ -1091,5 +1224,113 @@ fn phase(ex: &Exchange, market: MarketId) -> Phase {
         MarketStatus::Active if ex.exchange_active && ex.trading_active => Phase::Trading,
         MarketStatus::Active | MarketStatus::Initialized | MarketStatus::Inactive => Phase::Wait,
         MarketStatus::Closed | MarketStatus::Determined | MarketStatus::Settled => Phase::Over,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::ExchangeConfig;
+
+    fn setup(edit: impl FnOnce(&mut Scenario)) -> (Exchange, Flow) {
+        let mut s = Scenario::default_calm();
+        edit(&mut s);
+        let mut ex = Exchange::new(ExchangeConfig::default());
+        let flow = Flow::new(&s, 5, &mut ex);
+        (ex, flow)
+    }
+
+    #[test]
+    fn a_leading_oracle_publishes_the_future_and_a_lagging_one_the_past() {
+        let (mut ex, mut flow) = setup(|s| {
+            s.oracle = OracleParams {
+                noise_logit_sd: 0.0,
+                lead_ms: 5_000,
+                publish_interval_ms: 100,
+            };
+        });
+        let m = flow.market_ids()[0];
+        flow.advance(&mut ex, 10_000);
+        let published = flow.oracle_probability(m, 10_000);
+        assert_eq!(published, flow.oracle_probability(m, 10_050), "fixed within an interval");
+        flow.advance(&mut ex, 15_000);
+        assert_eq!(flow.true_probability(m), published);
+        assert_ne!(published, flow.oracle_probability(m, 15_000));
+
+        let (mut ex, mut flow) = setup(|s| {
+            s.oracle = OracleParams {
+                noise_logit_sd: 0.0,
+                lead_ms: -3_000,
+                publish_interval_ms: 1_000,
+            };
+        });
+        flow.advance(&mut ex, 17_000);
+        let then = flow.true_probability(m);
+        flow.advance(&mut ex, 20_000);
+        assert_eq!(flow.oracle_probability(m, 20_500), then);
+    }
+
+    #[test]
+    fn oracle_noise_is_fixed_per_interval_and_centred() {
+        let (mut ex, mut flow) = setup(|s| s.oracle.noise_logit_sd = 0.2);
+        let m = flow.market_ids()[0];
+        flow.advance(&mut ex, 120_000);
+        let a = flow.oracle_probability(m, 119_000);
+        assert_eq!(a, flow.oracle_probability(m, 119_999));
+        let errors: Vec<f64> = (0..120)
+            .map(|s| {
+                let t = s * 1000;
+                logit(flow.oracle_probability(m, t)) - logit(flow.oracle_probability_exact(m, t))
+            })
+            .collect();
+        let mean = errors.iter().sum::<f64>() / errors.len() as f64;
+        let sd = (errors.iter().map(|e| (e - mean) * (e - mean)).sum::<f64>() / errors.len() as f64).sqrt();
+        assert!(mean.abs() < 0.06 && (0.12..0.28).contains(&sd), "mean {mean} sd {sd}");
+    }
+
+    #[test]
+    fn news_jumps_move_the_true_path_and_markets_resolve() {
+        let (mut ex, mut flow) = setup(|s| {
+            s.markets[0].logit_vol_per_sqrt_s = 0.0;
+            s.markets[0].news = vec![crate::scenario::NewsJump {
+                at_s: 10.0,
+                logit_jump: 2.0,
+            }];
+            s.markets[0].close_s = Some(30);
+            s.markets[0].settlement_timer_s = 5;
+        });
+        let m = flow.market_ids()[0];
+        flow.advance(&mut ex, 9_900);
+        let before = flow.true_probability(m);
+        flow.advance(&mut ex, 10_000);
+        let after = flow.true_probability(m);
+        assert!((logit(after) - logit(before) - 2.0).abs() < 1e-9, "{before} -> {after}");
+        flow.advance(&mut ex, 30_000);
+        assert!(flow.result(m).is_some());
+        let p = flow.true_probability(m);
+        assert!(p == 0.0 || p == 1.0);
+        assert_eq!(ex.market(m).status, MarketStatus::Determined);
+        flow.advance(&mut ex, 35_000);
+        assert_eq!(ex.market(m).status, MarketStatus::Settled);
+        // The other markets trade on.
+        assert_eq!(ex.market(flow.market_ids()[1]).status, MarketStatus::Active);
+    }
+
+    #[test]
+    fn agents_build_a_two_sided_book_and_are_classed() {
+        let (mut ex, mut flow) = setup(|_| {});
+        flow.advance(&mut ex, 0);
+        for &m in &flow.market_ids() {
+            let book = &ex.market(m).book;
+            let (Some(b), Some(a)) = (book.best(Side::Bid), book.best(Side::Ask)) else {
+                panic!("market {m} is not two-sided at the start");
+            };
+            assert!(b.0 < a.0);
+            assert!(b.1 .0 >= 10_000, "at least 100 contracts at the touch");
+        }
+        assert_eq!(flow.agent_class(0), Some(AgentClass::Maker));
+        assert_eq!(flow.agents().iter().filter(|(_, c)| *c == AgentClass::Informed).count(), 2);
+        assert_eq!(flow.agent_class(10_000), None);
+        assert!(flow.next_event_ms().is_some_and(|t| t > 0));
     }
 }

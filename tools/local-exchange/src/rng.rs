@@ -52,12 +52,7 @@ impl Rng {
     /// Seeds the state with four splitmix64 outputs (never all zero).
     pub fn new(seed: u64) -> Rng {
         let mut sm = seed;
-        let s = [
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-            splitmix64(&mut sm),
-        ];
+        let s = [splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm), splitmix64(&mut sm)];
         Rng { s }
     }
 
@@ -178,9 +173,7 @@ impl Rng {
             if k < 0.0 || (us < 0.013 && v > us) {
                 continue;
             }
-            if v.ln() + inv_alpha.ln() - (a / (us * us) + b).ln()
-                <= -lambda + k * loglam - log_gamma(k + 1.0)
-            {
+            if v.ln() + inv_alpha.ln() - (a / (us * us) + b).ln() <= -lambda + k * loglam - log_gamma(k + 1.0) {
                 return k as u64;
             }
         }
@@ -196,7 +189,7 @@ pub fn log_gamma(x: f64) -> f64 {
         -5.952380952380952e-04,
         8.417508417508418e-04,
         -1.917526917526918e-03,
-        6.410256410256410e-03,
+        6.41025641025641e-03,
         -2.955065359477124e-02,
         1.796443723688307e-01,
         -1.39243221690590e+00,
@@ -278,7 +271,11 @@ mod tests {
         assert!((var(&z) - 1.0).abs() < 0.02);
         for lambda in [0.5, 3.0, 29.0, 45.0, 1000.0] {
             let p: Vec<f64> = (0..n).map(|_| r.poisson(lambda) as f64).collect();
-            assert!((mean(&p) - lambda).abs() < 0.02 * lambda + 0.02, "poisson {lambda}: mean {}", mean(&p));
+            assert!(
+                (mean(&p) - lambda).abs() < 0.02 * lambda + 0.02,
+                "poisson {lambda}: mean {}",
+                mean(&p)
+            );
             assert!((var(&p) - lambda).abs() < 0.05 * lambda + 0.05, "poisson {lambda}: var {}", var(&p));
         }
         // Pareto: P(X > 10 x_min) = 10^-alpha.

@@ -210,10 +210,18 @@ pub struct Population {
     pub maker_flow_shift_cents_at_1000: f64,
     /// Net aggressive flow (contracts, decayed) above which makers treat the flow as toxic.
     pub maker_toxic_flow_contracts: f64,
+    /// Net count of aggressive orders (decayed like the flow) above which toxic flow is also
+    /// persistent: the makers then move their value to the price the flow has reached.
+    pub maker_toxic_min_orders: f64,
     /// Extra ticks the hit side backs off while the flow is toxic.
     pub maker_pull_ticks: u32,
     /// Share of its size a maker keeps on the hit side while the flow is toxic.
     pub maker_toxic_size_factor: f64,
+    /// Makers quote as if the flow were toxic on both sides from this long before a scheduled
+    /// news time...
+    pub maker_news_caution_before_ms: u64,
+    /// ...until this long after it.
+    pub maker_news_caution_after_ms: u64,
     /// Inventory skew, cents per 1000 contracts held.
     pub maker_inventory_skew_cents_per_1000: f64,
 
@@ -275,18 +283,21 @@ impl Default for Population {
             maker_refreshes_per_action: 0.3,
             maker_decrease_prob: 0.05,
             maker_ops_per_action: 6,
-            maker_flow_halflife_s: 10.0,
+            maker_flow_halflife_s: 3.0,
             maker_flow_shift_cents_at_1000: 0.5,
-            maker_toxic_flow_contracts: 1_500.0,
-            maker_pull_ticks: 1,
-            maker_toxic_size_factor: 0.5,
+            maker_toxic_flow_contracts: 400.0,
+            maker_toxic_min_orders: 4.0,
+            maker_pull_ticks: 2,
+            maker_toxic_size_factor: 0.3,
+            maker_news_caution_before_ms: 2_000,
+            maker_news_caution_after_ms: 10_000,
             maker_inventory_skew_cents_per_1000: 0.05,
             noise_accounts: 4,
-            noise_rate_per_s: 1.0,
+            noise_rate_per_s: 1.5,
             noise_size_min_contracts: 4.0,
             noise_size_tail_alpha: 1.3,
             noise_size_max_contracts: 25_000.0,
-            noise_walk_prob: 0.1,
+            noise_walk_prob: 0.2,
             noise_walk_max_ticks: 3,
             noise_buy_prob: 0.5,
             informed_count: 2,
@@ -296,7 +307,7 @@ impl Default for Population {
             informed_size_median_contracts: 250.0,
             informed_size_sigma: 0.7,
             informed_max_contracts: 5_000.0,
-            sweep_rate_per_hour: 4.0,
+            sweep_rate_per_hour: 8.0,
             sweep_levels: 3,
             sweep_depth_share: 0.9,
             sweep_informed_prob: 0.5,
@@ -332,12 +343,8 @@ impl Scenario {
     /// Reads, parses and validates a scenario file.
     pub fn load(path: impl AsRef<Path>) -> anyhow::Result<Scenario> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read scenario file {}", path.display()))?;
-        let stem = path
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read scenario file {}", path.display()))?;
+        let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
         Scenario::parse(&text, &path.display().to_string(), &stem)
     }
 
@@ -362,8 +369,7 @@ impl Scenario {
 
     /// The built-in calm scenario, for embedders that run without files.
     pub fn default_calm() -> Scenario {
-        Scenario::parse(CALM_TOML, "built-in config/calm.toml", "calm")
-            .expect("the built-in calm scenario is valid")
+        Scenario::parse(CALM_TOML, "built-in config/calm.toml", "calm").expect("the built-in calm scenario is valid")
     }
 
     /// Every problem found, each naming its key and how to fix it.
@@ -508,13 +514,14 @@ impl Scenario {
         pos(&mut p, "maker_flow_halflife_s", q.maker_flow_halflife_s);
         nonneg(&mut p, "maker_flow_shift_cents_at_1000", q.maker_flow_shift_cents_at_1000);
         pos(&mut p, "maker_toxic_flow_contracts", q.maker_toxic_flow_contracts);
+        pos(&mut p, "maker_toxic_min_orders", q.maker_toxic_min_orders);
         prob(&mut p, "maker_toxic_size_factor", q.maker_toxic_size_factor);
         nonneg(&mut p, "maker_inventory_skew_cents_per_1000", q.maker_inventory_skew_cents_per_1000);
         nonneg(&mut p, "noise_rate_per_s", q.noise_rate_per_s);
         if q.noise_accounts == 0 && q.noise_rate_per_s > 0.0 {
             p.push("population.noise_accounts = 0 with noise_rate_per_s > 0: use at least 1 account".into());
         }
-        if !(q.noise_size_min_contracts >= 0.01) {
+        if q.noise_size_min_contracts.is_nan() || q.noise_size_min_contracts < 0.01 {
             p.push(format!(
                 "population.noise_size_min_contracts = {}: use at least 0.01 contracts",
                 q.noise_size_min_contracts
@@ -526,7 +533,7 @@ impl Scenario {
                 q.noise_size_tail_alpha
             ));
         }
-        if !(q.noise_size_max_contracts >= q.noise_size_min_contracts) {
+        if q.noise_size_max_contracts.is_nan() || q.noise_size_max_contracts < q.noise_size_min_contracts {
             p.push(format!(
                 "population.noise_size_max_contracts = {}: must be at least noise_size_min_contracts ({})",
                 q.noise_size_max_contracts, q.noise_size_min_contracts
@@ -644,9 +651,7 @@ mod tests {
     use super::*;
 
     fn minimal(extra_market: &str, extra: &str) -> String {
-        format!(
-            "[[markets]]\nticker = \"KXT-1\"\ninitial_probability = 0.5\n{extra_market}\n{extra}"
-        )
+        format!("[[markets]]\nticker = \"KXT-1\"\ninitial_probability = 0.5\n{extra_market}\n{extra}")
     }
 
     #[test]
@@ -656,13 +661,15 @@ mod tests {
             let s = Scenario::load(dir.join(format!("{name}.toml"))).unwrap();
             assert_eq!(s.session.name, name);
             assert!(s.markets.len() >= 3, "{name} has several markets");
-            assert!(s
-                .market_specs()
-                .iter()
-                .any(|m| m.structure != LevelStructure::LinearCent));
+            assert!(s.market_specs().iter().any(|m| m.structure != LevelStructure::LinearCent));
         }
         let calm = Scenario::default_calm();
         assert_eq!(calm.session.name, "calm");
+        // The documented defaults are the calm population.
+        assert_eq!(
+            serde_json::to_value(&calm.population).unwrap(),
+            serde_json::to_value(Population::default()).unwrap()
+        );
     }
 
     #[test]
@@ -700,9 +707,13 @@ mod tests {
             assert!(err.contains(needle), "missing {needle:?} in {err}");
         }
 
-        let err = Scenario::parse("[session]\nduration_s = \"long\"\n[[markets]]\nticker=\"A\"\ninitial_probability=0.5\n", "s.toml", "s")
-            .unwrap_err()
-            .to_string();
+        let err = Scenario::parse(
+            "[session]\nduration_s = \"long\"\n[[markets]]\nticker=\"A\"\ninitial_probability=0.5\n",
+            "s.toml",
+            "s",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("s.toml") && err.contains("duration_s"), "{err}");
 
         let err = Scenario::load("/nonexistent/x.toml").unwrap_err().to_string();

@@ -135,10 +135,14 @@ pub fn run_headless(
     let journaling = journal.is_some();
     let counter = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     if let Some(j) = journal {
-        ex.set_journal(Box::new(CountingWriter {
-            inner: j,
-            count: counter.clone(),
-        }));
+        // serde_json writes a line in many small pieces: buffer them before the sink.
+        ex.set_journal(Box::new(std::io::BufWriter::with_capacity(
+            1 << 16,
+            CountingWriter {
+                inner: j,
+                count: counter.clone(),
+            },
+        )));
     }
     let mut flow = Flow::new(scenario, seed, &mut ex);
     flow.set_trade_tagging(true);
@@ -261,11 +265,14 @@ pub fn run_headless(
             add(&mut rows[r], tr, edge, cost);
         }
         let cell = &mut per_market_edge[tr.market];
-        for j in [Some(0), match tr.class {
-            Some(AgentClass::Noise) => Some(1),
-            Some(AgentClass::Informed) => Some(2),
-            _ => None,
-        }]
+        for j in [
+            Some(0),
+            match tr.class {
+                Some(AgentClass::Noise) => Some(1),
+                Some(AgentClass::Informed) => Some(2),
+                _ => None,
+            },
+        ]
         .into_iter()
         .flatten()
         {
@@ -323,7 +330,7 @@ pub fn run_headless(
                 touch_bid_contracts: spread3(&mut b),
                 touch_ask_contracts: spread3(&mut a),
                 trades: market_trades.len() as u64,
-                volume_contracts: market_trades.iter().map(|t| t.qty).sum(),
+                volume_contracts: market_trades.iter().map(|t| t.qty).sum::<f64>() + 0.0,
                 maker_edge_pct: pct(per_market_edge[mi][0].0, per_market_edge[mi][0].1),
                 noise_edge_pct: pct(per_market_edge[mi][1].0, per_market_edge[mi][1].1),
                 informed_edge_pct: pct(per_market_edge[mi][2].0, per_market_edge[mi][2].1),
@@ -353,7 +360,11 @@ pub fn run_headless(
         advance_speed: simulated_s / advance_wall.max(1e-9),
         journal_bytes: journaling.then(|| counter.load(std::sync::atomic::Ordering::Relaxed)),
         book_updates,
-        book_updates_per_s: book_updates as f64 / simulated_s.max(1e-9),
+        book_updates_per_s: if simulated_s > 0.0 {
+            book_updates as f64 / simulated_s
+        } else {
+            0.0
+        },
         two_sided_share: all_spreads.len() as f64 / total_samples as f64,
         one_tick_share: ones as f64 / total_samples as f64,
         spread_ticks: spread3(&mut all_spreads),
@@ -361,7 +372,7 @@ pub fn run_headless(
         touch_ask_contracts: spread3(&mut all_ask),
         mid_error_cents: spread3(&mut all_mid_error),
         trades: trades.len() as u64,
-        volume_contracts: sizes.iter().sum(),
+        volume_contracts: sizes.iter().sum::<f64>() + 0.0, // an empty f64 sum is -0.0
         trade_size: size_stats(&mut sizes),
         taker_order_size: size_stats(&mut order_sizes),
         maker_edge: rows,
@@ -556,7 +567,22 @@ impl fmt::Display for Report {
         writeln!(
             f,
             "  {:<20} {:<17} {:>6} {:>6} {:>6} {:>17} {:>17} {:>7} {:>9} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6} {:>3}",
-            "market", "ladder", "1tick%", "2side%", "sprd50", "bid p10/50/90", "ask p10/50/90", "trades", "volume", "edge%", "noise%", "inform%", "err50c", "true", "last", "res"
+            "market",
+            "ladder",
+            "1tick%",
+            "2side%",
+            "sprd50",
+            "bid p10/50/90",
+            "ask p10/50/90",
+            "trades",
+            "volume",
+            "edge%",
+            "noise%",
+            "inform%",
+            "err50c",
+            "true",
+            "last",
+            "res"
         )?;
         for m in &self.markets {
             writeln!(
@@ -677,7 +703,12 @@ mod tests {
                 .ok()
                 .and_then(|x| x.parse::<u64>().ok())
                 .map_or(s.session.duration_s * 1000, |x| x * 1000);
-            let r = run_headless(&s, seed, ms, Some(Box::new(std::io::sink()))).unwrap();
+            let journal: Option<Box<dyn std::io::Write + Send>> = match std::env::var("SIM_JOURNAL").as_deref() {
+                Ok("none") => None,
+                Ok(path) if !path.is_empty() => Some(Box::new(std::io::BufWriter::new(std::fs::File::create(path).unwrap()))),
+                _ => Some(Box::new(std::io::sink())),
+            };
+            let r = run_headless(&s, seed, ms, journal).unwrap();
             println!("{r}");
         }
     }
