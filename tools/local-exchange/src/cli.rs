@@ -112,6 +112,8 @@ pub struct LaunchOptions {
 /// current tokio runtime.
 pub async fn launch(scenario: &Scenario, mut opts: LaunchOptions) -> anyhow::Result<RunningExchange> {
     let mut ex = Exchange::new(scenario.exchange_config());
+    // A live venue may run for days: keep the last million public trades for REST.
+    ex.config.trade_history = 1_000_000;
     if let Some(path) = &opts.journal {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -511,6 +511,8 @@ pub struct ExchangeConfig {
     pub journal_all_queue_positions: bool,
     /// Unix epoch milliseconds of simulated time 0; only for wire timestamps.
     pub epoch_ms: u64,
+    /// Public trades kept for `GET /markets/trades`; 0 keeps all (headless analysis reads them).
+    pub trade_history: usize,
 }
 
 impl Default for ExchangeConfig {
@@ -523,6 +525,7 @@ impl Default for ExchangeConfig {
             max_position: Qty::ZERO,
             journal_all_queue_positions: false,
             epoch_ms: 0,
+            trade_history: 0,
         }
     }
 }
@@ -1120,6 +1123,11 @@ impl Exchange {
         );
         self.emit_book_delta(now_ms, market, maker_side, maker_price, -qty, maker_id);
         self.trades.push(trade.clone());
+        let keep = self.config.trade_history;
+        if keep > 0 && self.trades.len() >= 2 * keep {
+            // Trimmed in bulk so a long session's history costs O(1) per trade.
+            self.trades.drain(..self.trades.len() - keep);
+        }
         self.outbox.push(ExEvent::Trade(trade));
         if new_remaining.is_zero() {
             self.finish_resting(maker_id, OrderStatus::Executed, UpdateReason::Trade, now_ms);
@@ -1699,12 +1707,13 @@ impl Exchange {
         let client_order_id: Arc<str> = Arc::from(o.client_order_id.as_str());
         if self.journal.is_some() {
             let queue = self.level_queue(market, side, price);
-            self.journal(
-                now_ms,
-                "book",
-                json!({"market": self.markets[market as usize].spec.ticker, "side": side.name(), "price": price.dollars(),
-                       "delta": delta.fp(), "order": order, "account": owner, "queue": queue}),
-            );
+            let mut line = json!({"market": self.markets[market as usize].spec.ticker, "side": side.name(), "price": price.dollars(),
+                                  "delta": delta.fp(), "order": order, "account": owner});
+            // Most levels hold no keyed account's order; an empty list is noise in a large file.
+            if queue.as_array().is_some_and(|q| !q.is_empty()) {
+                line["queue"] = queue;
+            }
+            self.journal(now_ms, "book", line);
         }
         self.outbox.push(ExEvent::BookDelta {
             market,

@@ -76,7 +76,7 @@ impl World {
         ex.add_market(spec("LIN", LevelStructure::LinearCent), 0);
         ex.add_market(spec("DECI", LevelStructure::DeciCent), 0);
         let mut deposited = Money::ZERO;
-        for (i, cash) in [(0, 2_000_00), (1, 500_00), (2, 1_000_000_00), (3, 1_000_000_00)] {
+        for (i, cash) in [(0, 200_000), (1, 50_000), (2, 100_000_000), (3, 100_000_000)] {
             let unlimited = i >= 2;
             ex.add_account(format!("a{i}"), Money::from_cents(cash), unlimited);
             deposited += Money::from_cents(cash);
