@@ -80,7 +80,7 @@ fn matching(c: &mut Criterion) {
     g.throughput(Throughput::Elements(150));
     g.bench_function("sweep_three_levels", |b| {
         b.iter_batched(
-            || deep_book(),
+            deep_book,
             |(mut ex, _, taker)| {
                 let mut sweep = NewOrder::limit(taker, 0, Side::Bid, Price(5_300), Qty(150 * 10_000));
                 sweep.tif = TimeInForce::ImmediateOrCancel;
