@@ -6,3 +6,8 @@
 //! queue estimator and the taker; the log thread formats everything off the hot path.
 
 pub mod event;
+pub mod ladder;
+pub mod logger;
+pub mod metrics;
+pub mod orderbook;
+pub mod stoikov;
