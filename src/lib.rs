@@ -5,6 +5,7 @@
 //! thread is a pure state machine (`on_event(&Event, now) -> commands`) holding the books, the
 //! queue estimator and the taker; the log thread formats everything off the hot path.
 
+pub mod connector;
 pub mod event;
 pub mod ladder;
 pub mod logger;
