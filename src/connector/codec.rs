@@ -2052,23 +2052,8 @@ impl RestRequest {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum SelfTradePrevention {
-    /// The incoming order is cancelled where it would cross our own resting order.
-    #[default]
-    TakerAtCross,
-    /// Our resting order is cancelled instead.
-    Maker,
-}
-
-impl SelfTradePrevention {
-    pub fn name(self) -> &'static str {
-        match self {
-            SelfTradePrevention::TakerAtCross => "taker_at_cross",
-            SelfTradePrevention::Maker => "maker",
-        }
-    }
-}
+/// The exchange's own type: same variants and wire names on both sides of the protocol.
+pub use local_exchange::engine::SelfTradePrevention;
 
 pub fn tif_name(t: TimeInForce) -> &'static str {
     match t {
