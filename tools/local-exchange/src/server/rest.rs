@@ -259,6 +259,33 @@ fn ts_filter(q: &HashMap<String, String>, epoch_ms: u64) -> Result<(u64, u64), A
     Ok((min, max))
 }
 
+/// Paging, time window and ticker filter shared by the list endpoints, parsed in that order
+/// so the first bad parameter is the one reported.
+struct ListFilter {
+    page: Page,
+    min_ms: u64,
+    max_ms: u64,
+    market: Option<MarketId>,
+}
+
+impl ListFilter {
+    fn new(ex: &Exchange, q: &HashMap<String, String>) -> Result<ListFilter, ApiError> {
+        let page = page(q)?;
+        let (min_ms, max_ms) = ts_filter(q, ex.config.epoch_ms)?;
+        let market = q.get("ticker").map(|t| market_id(ex, t)).transpose()?;
+        Ok(ListFilter {
+            page,
+            min_ms,
+            max_ms,
+            market,
+        })
+    }
+
+    fn includes(&self, market: MarketId, ts_ms: u64) -> bool {
+        self.market.is_none_or(|m| m == market) && ts_ms >= self.min_ms && ts_ms <= self.max_ms
+    }
+}
+
 fn market_id(ex: &Exchange, ticker: &str) -> Result<MarketId, ApiError> {
     ex.market_by_ticker(ticker)
         .ok_or_else(|| ApiError::new(404, "market_not_found", format!("market {ticker} not found")))
@@ -407,20 +434,18 @@ async fn multi_orderbook(State(s): State<Shr>, RawQuery(raw): RawQuery) -> ApiRe
 
 async fn list_trades(State(s): State<Shr>, RawQuery(raw): RawQuery) -> ApiResult {
     let q = query_map(raw)?;
-    let p = page(&q)?;
     let v = s.lock();
     let ex = &v.exchange;
-    let (min, max) = ts_filter(&q, ex.config.epoch_ms)?;
-    let market = q.get("ticker").map(|t| market_id(ex, t)).transpose()?;
+    let f = ListFilter::new(ex, &q)?;
     // Newest first, as Kalshi lists them.
     let trades: Vec<Value> = ex
         .trades
         .iter()
         .rev()
-        .filter(|t| market.is_none_or(|m| t.market == m) && t.ts_ms >= min && t.ts_ms <= max)
+        .filter(|t| f.includes(t.market, t.ts_ms))
         .map(|t| wire::trade_json(ex, t))
         .collect();
-    let (trades, cursor) = paginate(trades, &p);
+    let (trades, cursor) = paginate(trades, &f.page);
     ok(json!({"trades": trades, "cursor": cursor}))
 }
 
@@ -809,11 +834,9 @@ async fn get_order(State(s): State<Shr>, c: Option<Extension<Caller>>, Path(id):
 async fn list_orders(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQuery(raw): RawQuery) -> ApiResult {
     let account = caller(c)?;
     let q = query_map(raw)?;
-    let p = page(&q)?;
     let v = s.lock();
     let ex = &v.exchange;
-    let (min, max) = ts_filter(&q, ex.config.epoch_ms)?;
-    let market = q.get("ticker").map(|t| market_id(ex, t)).transpose()?;
+    let f = ListFilter::new(ex, &q)?;
     if let Some(st) = q.get("status") {
         if !matches!(st.as_str(), "resting" | "canceled" | "executed") {
             return Err(ApiError::bad(format!("status must be resting, canceled or executed, got {st:?}")));
@@ -821,14 +844,13 @@ async fn list_orders(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQuer
     }
     let mut orders: Vec<&Order> = ex
         .orders_of(account)
-        .filter(|o| market.is_none_or(|m| o.market == m))
+        .filter(|o| f.includes(o.market, o.created_ms))
         .filter(|o| q.get("event_ticker").is_none_or(|e| &ex.market(o.market).spec.event_ticker == e))
         .filter(|o| q.get("status").is_none_or(|st| o.status.name() == st))
-        .filter(|o| o.created_ms >= min && o.created_ms <= max)
         .collect();
     orders.sort_by_key(|o| std::cmp::Reverse(o.id));
     let orders: Vec<Value> = orders.into_iter().map(|o| wire::order_json(ex, o)).collect();
-    let (orders, cursor) = paginate(orders, &p);
+    let (orders, cursor) = paginate(orders, &f.page);
     ok(json!({"orders": orders, "cursor": cursor}))
 }
 
@@ -1213,21 +1235,18 @@ async fn queue_positions(State(s): State<Shr>, c: Option<Extension<Caller>>, Raw
 async fn list_fills(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQuery(raw): RawQuery) -> ApiResult {
     let account = caller(c)?;
     let q = query_map(raw)?;
-    let p = page(&q)?;
     let v = s.lock();
     let ex = &v.exchange;
-    let (min, max) = ts_filter(&q, ex.config.epoch_ms)?;
-    let market = q.get("ticker").map(|t| market_id(ex, t)).transpose()?;
+    let f = ListFilter::new(ex, &q)?;
     let order = q.get("order_id").map(|o| order_id(o)).transpose()?;
     let fills: Vec<Value> = ex.accounts[account as usize]
         .fills
         .iter()
         .rev()
-        .filter(|f| market.is_none_or(|m| f.market == m) && order.is_none_or(|o| f.order_id == o))
-        .filter(|f| f.ts_ms >= min && f.ts_ms <= max)
-        .map(|f| wire::fill_json(ex, f))
+        .filter(|fill| f.includes(fill.market, fill.ts_ms) && order.is_none_or(|o| fill.order_id == o))
+        .map(|fill| wire::fill_json(ex, fill))
         .collect();
-    let (fills, cursor) = paginate(fills, &p);
+    let (fills, cursor) = paginate(fills, &f.page);
     ok(json!({"fills": fills, "cursor": cursor}))
 }
 
