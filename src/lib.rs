@@ -11,4 +11,5 @@ pub mod ladder;
 pub mod logger;
 pub mod metrics;
 pub mod orderbook;
+pub mod poll;
 pub mod stoikov;
