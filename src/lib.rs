@@ -5,11 +5,19 @@
 //! thread is a pure state machine (`on_event(&Event, now) -> commands`) holding the books, the
 //! queue estimator and the taker; the log thread formats everything off the hot path.
 
+pub mod app;
+pub mod config;
 pub mod connector;
 pub mod event;
+pub mod execution;
 pub mod ladder;
 pub mod logger;
 pub mod metrics;
 pub mod orderbook;
 pub mod poll;
+pub mod risk;
+pub mod runtime;
+pub mod report;
 pub mod stoikov;
+pub mod strategy;
+pub mod testkit;

@@ -122,6 +122,11 @@ impl RiskTable {
         self.seconds_to_resolution = seconds_to_resolution;
     }
 
+    /// Whether the tables were never filled (no quote can be made from them yet).
+    pub fn is_unset(&self) -> bool {
+        self.sigma2_per_s.is_nan()
+    }
+
     /// Whether inputs moved enough (10% in variance, or crossing the resolution horizon) to
     /// be worth a refresh.
     pub fn is_stale(&self, params: &StoikovParams, sigma2_per_s: f64, seconds_to_resolution: f64) -> bool {
@@ -272,6 +277,48 @@ impl VolEstimator {
     }
 }
 
+/// Fill-intensity decay `k` from public trades.
+///
+/// With market orders arriving at intensity `A e^{-k delta}` for depth `delta` from the mid,
+/// the depth at which trades print is exponential with mean `1/k`, so `k` is the reciprocal of
+/// an EWMA of trade depth. Depth is floored at half a cent: trades at the mid of a locked
+/// book say nothing about decay, and an unbounded `k` would collapse the spread.
+#[derive(Clone, Copy, Debug)]
+pub struct IntensityEstimator {
+    mean_depth: Fx,
+    alpha: Fx,
+    samples: u32,
+}
+
+impl IntensityEstimator {
+    const MIN_DEPTH: f64 = 0.005;
+    /// Trades before the estimate replaces the configured prior.
+    pub const WARM_UP: u32 = 20;
+
+    pub fn new(prior_k: f64, alpha: f64) -> IntensityEstimator {
+        IntensityEstimator {
+            mean_depth: Fx::saturating_from_num(1.0 / prior_k.max(1e-6)),
+            alpha: Fx::saturating_from_num(alpha),
+            samples: 0,
+        }
+    }
+
+    /// Feeds one public trade at `price` while the mid was `mid`.
+    pub fn observe(&mut self, price: Price, mid: Price) {
+        let depth = Fx::from_num(price.0.abs_diff(mid.0)) / Fx::from_num(10_000);
+        self.mean_depth += self.alpha * (depth - self.mean_depth);
+        self.samples = self.samples.saturating_add(1);
+    }
+
+    /// The estimate, or `prior_k` until enough trades were seen.
+    pub fn k(&self, prior_k: f64) -> f64 {
+        if self.samples < Self::WARM_UP {
+            return prior_k;
+        }
+        1.0 / self.mean_depth.to_num::<f64>().max(Self::MIN_DEPTH)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,6 +338,26 @@ mod tests {
             best_bid: None,
             best_ask: None,
         }
+    }
+
+    #[test]
+    fn intensity_estimate_is_the_reciprocal_mean_depth_after_warm_up() {
+        let mut e = IntensityEstimator::new(150.0, 0.2);
+        let mid = Price(5000);
+        for _ in 0..(IntensityEstimator::WARM_UP - 1) {
+            e.observe(Price(5200), mid);
+        }
+        assert_eq!(e.k(150.0), 150.0, "prior until warm");
+        for _ in 0..200 {
+            e.observe(Price(5200), mid);
+        }
+        // Trades two cents from the mid: k = 1 / 0.02 = 50.
+        assert!((e.k(150.0) - 50.0).abs() < 0.5, "{}", e.k(150.0));
+        for _ in 0..200 {
+            e.observe(mid, mid);
+        }
+        // Depth floored at half a cent.
+        assert!((e.k(150.0) - 200.0).abs() < 1.0, "{}", e.k(150.0));
     }
 
     #[test]

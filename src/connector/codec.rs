@@ -309,6 +309,8 @@ pub struct Decoder {
     levels: Vec<Level>,
     counters: Counters,
     fast_path: bool,
+    /// The trade id of the last `Fill` decoded (see [`Decoder::last_fill_trade`]).
+    last_fill_trade: Option<u128>,
 }
 
 fn channel_bit(c: Channel) -> u8 {
@@ -378,6 +380,7 @@ impl Decoder {
             levels: Vec::with_capacity(LEVELS_RESERVED),
             counters: Counters::default(),
             fast_path: true,
+            last_fill_trade: None,
         }
     }
 
@@ -392,6 +395,14 @@ impl Decoder {
 
     pub fn counters(&self) -> Counters {
         self.counters
+    }
+
+    /// The `trade_id` (a UUID's 128 bits) of the last `Fill` event decoded, `None` if that
+    /// fill carried none. A fill frame holds one fill, so after a `decode` that pushed a `Fill`
+    /// this identifies it: with the event's order it is the key the io thread deduplicates
+    /// WebSocket fills against REST backfill with (`replies::FillKey`).
+    pub fn last_fill_trade(&self) -> Option<u128> {
+        self.last_fill_trade
     }
 
     /// The scanner for flat messages is on by default; off, every frame goes through serde.
@@ -806,6 +817,7 @@ impl Decoder {
                     Some(n) => flag(n)?,
                     None => false,
                 };
+                self.last_fill_trade = m.trade_id.and_then(OrderId::parse).map(|t| t.0);
                 sink(Event {
                     stamp,
                     body: EventBody::Fill {
@@ -1337,6 +1349,7 @@ flat_msg!(TickerMsg {
 });
 
 flat_msg!(FillMsg {
+    Str trade_id,
     Str order_id,
     Str client_order_id,
     Str market_ticker,

@@ -1,0 +1,150 @@
+//! Request signing: what a signature costs inline (RSA-PSS 2048 vs Ed25519), what taking a
+//! presigned one from stock costs, and the whole order write as the io thread does it: encode a
+//! V2 create into its prebuilt request, then write the HTTP/1.1 request with the presigned
+//! `KALSHI-ACCESS-*` headers into a preallocated buffer.
+//!
+//! Stock is refilled by the presigner's worker at signing speed, far slower than the io side
+//! consumes it here, so the stock benchmarks time batches that the stock can cover and wait for
+//! the worker between batches (criterion's `iter_custom`): every timed take is a hit, which is
+//! asserted at the end.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use kmm::connector::codec::{encode_create, Method, OrderSpec, RestRequest, SelfTradePrevention, ORDERS_PATH};
+use kmm::connector::signer::{sign, write_http_request, FixedPath, PresignConfig, Presigner, WallClock};
+use kmm::event::{ClientRef, Price, Qty, Side, TimeInForce};
+use local_exchange::auth::{generate_account_key, KeyKind, Signer};
+use std::hint::black_box;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+const TICKER: &str = "KXHIGHNY-26JUN24-T82";
+const HOST: &[u8] = b"api.elections.kalshi.com";
+const DEPTH: usize = 256;
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// (name, private PEM, key id) of an RSA-2048 and an Ed25519 key, generated once.
+fn keys() -> &'static [(&'static str, String, String); 2] {
+    static KEYS: OnceLock<[(&'static str, String, String); 2]> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let rsa = generate_account_key(KeyKind::RsaPkcs8, 2048).unwrap();
+        let ed = generate_account_key(KeyKind::Ed25519, 0).unwrap();
+        [("rsa2048", rsa.private_pem, rsa.key_id), ("ed25519", ed.private_pem, ed.key_id)]
+    })
+}
+
+fn inline(c: &mut Criterion) {
+    for (name, pem, _) in keys() {
+        let signer = Signer::from_pem(pem).unwrap();
+        let mut ts = now_ms();
+        c.bench_function(&format!("sign/inline_{name}"), |b| {
+            b.iter(|| {
+                ts += 1;
+                black_box(sign(&signer, Method::Post, black_box(ORDERS_PATH), ts))
+            })
+        });
+    }
+}
+
+fn presigner(pem: &str, key_id: &str) -> Presigner {
+    let config = PresignConfig {
+        stock: [DEPTH, 1, 1, 1],
+        // A long run must not age the stock out from under the timed batches.
+        max_age_ms: 600_000,
+        refresh_age_ms: 600_000,
+        poll_ms: 1,
+        ..PresignConfig::default()
+    };
+    Presigner::spawn_with_clock(Signer::from_pem(pem).unwrap(), key_id, config, WallClock::System).unwrap()
+}
+
+/// Times `iters` calls of `f`, in batches the stock covers, refilling between them.
+fn with_stock(p: &mut Presigner, iters: u64, mut f: impl FnMut(&mut Presigner)) -> Duration {
+    let mut total = Duration::ZERO;
+    let mut left = iters;
+    while left > 0 {
+        p.wake();
+        while p.stock(FixedPath::Create) < DEPTH {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        let n = left.min(DEPTH as u64);
+        let t0 = Instant::now();
+        for _ in 0..n {
+            f(p);
+        }
+        total += t0.elapsed();
+        left -= n;
+    }
+    total
+}
+
+fn stock(c: &mut Criterion) {
+    // Ed25519 refills the stock ~10x faster than RSA; what is timed is the same either way.
+    let (_, pem, key_id) = &keys()[1];
+    let mut p = presigner(pem, key_id);
+    let now = now_ms();
+    c.bench_function("sign/take_from_stock", |b| {
+        b.iter_custom(|iters| {
+            with_stock(&mut p, iters, |p| {
+                black_box(p.take_at(Method::Post, black_box(ORDERS_PATH), now));
+            })
+        })
+    });
+    let s = p.stats();
+    assert_eq!(s.misses, 0, "{s:?}");
+
+    let mut req = RestRequest::new();
+    let mut out = Vec::with_capacity(16 << 10);
+    let mut client = 0u64;
+    let mut spec = OrderSpec {
+        ticker: TICKER.as_bytes(),
+        client: ClientRef(0),
+        side: Side::Bid,
+        price: Price(5600),
+        qty: Qty(1000),
+        tif: TimeInForce::GoodTillCanceled,
+        post_only: true,
+        stp: SelfTradePrevention::TakerAtCross,
+    };
+    c.bench_function("sign/encode_create_and_stamp", |b| {
+        b.iter_custom(|iters| {
+            with_stock(&mut p, iters, |p| {
+                client += 1;
+                spec.client = ClientRef(client);
+                encode_create(&mut req, black_box(&spec));
+                black_box(p.write_request_at(&mut out, &req, HOST, now));
+            })
+        })
+    });
+    let s = p.stats();
+    assert_eq!(s.misses, 0, "{s:?}");
+    assert!(out.ends_with(&req.body));
+
+    // The same with the wall clock read per request (what `write_request` does).
+    c.bench_function("sign/encode_create_and_stamp_reading_clock", |b| {
+        b.iter_custom(|iters| {
+            with_stock(&mut p, iters, |p| {
+                client += 1;
+                spec.client = ClientRef(client);
+                encode_create(&mut req, black_box(&spec));
+                black_box(p.write_request(&mut out, &req, HOST));
+            })
+        })
+    });
+    assert_eq!(p.stats().misses, 0);
+
+    // Framing alone, with headers already in hand: the cost floor of the write.
+    let h = sign(&Signer::from_pem(&keys()[0].1).unwrap(), Method::Post, ORDERS_PATH, now);
+    encode_create(&mut req, &spec);
+    c.bench_function("sign/frame_http_rsa2048_headers", |b| {
+        b.iter(|| {
+            write_http_request(&mut out, black_box(&req), HOST, b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1", &h);
+            black_box(out.len())
+        })
+    });
+}
+
+criterion_group!(benches, inline, stock);
+criterion_main!(benches);

@@ -1,0 +1,1645 @@
+//! The io thread: owns the WebSocket and the REST pool on one mio poll, turns frames and REST
+//! replies into [`Event`]s on ONE ring (arrival order), and strategy [`Command`]s into requests.
+//!
+//! Each pass: poll readiness (zero timeout in spin/yield, a short block in park), read every WS
+//! frame available and decode it straight into the events ring, drive the REST pool and turn
+//! completed replies into `OrderAck`/`OrderReject`, then drain ALL pending commands, coalescing
+//! Places into one (batched) create and Cancels into one batched cancel, paced by the account's
+//! token buckets and signed from the presigned stock.
+//!
+//! Recovery: a seq gap makes the decoder emit `Stale{market}`; the io thread answers with
+//! `get_snapshot` for those markets (and reconnects, which resubscribes, when no snapshot comes).
+//! A lost connection is reported as `Disconnected`, redialled with exponential backoff, and
+//! resynchronised: decoder reset and resubscribe (fresh snapshots), then over REST the resting
+//! orders (`OrderUpdate`), positions (`Position`, 0 for markets without one) and the fills missed
+//! while down (`Fill`), then `Connected`. Fills are deduplicated between the WS stream and the
+//! REST listing by (order, count, price, second) multiset counts, so each is reported once.
+//!
+//! Hot path per frame/command: no allocation, no lock, no formatting, no signing (signatures come
+//! from [`Presigner`]; a miss signs inline and is counted). A full events ring is waited on (the
+//! stall counted), never dropped: a lost ack or fill would corrupt the strategy's state.
+
+use super::codec::{
+    self, encode_batch_cancel, encode_batch_create, encode_command, encode_create, encode_get_snapshot, encode_subscribe, Decoder,
+    Interner, OrderSpec, RestRequest, SelfTradePrevention, MAX_BATCH,
+};
+use super::http::{BlockingClient, HttpPool, PoolStats, Reply};
+use super::net::{tls_config, Endpoint};
+use super::pacing::{Pacer, PacerConfig, PacerStats, RequestKind};
+use super::signer::{OrderOp, PresignConfig, PresignStats, Presigner};
+use super::venue::{self, VenueConfig};
+use super::ws::{ReadStatus, WsAuth, WsClient};
+use crate::event::{
+    Channel, ClientRef, Command, CommandBody, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, RejectReason, Side,
+    Stamp, TimeInForce,
+};
+use crate::logger::{LogBody, LogProducer};
+use crate::metrics::{tsc, Stage, StageHistograms, TscClock};
+use crate::poll::{Idle, PollMode};
+use anyhow::{anyhow, Context};
+use local_exchange::auth::Signer;
+use mio::{Events, Poll, Token};
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+// ------------------------------------------------------------------------------------ set-up
+
+/// What the io thread is told at start.
+#[derive(Debug)]
+pub struct IoSetup {
+    pub venue: VenueConfig,
+    /// Tickers in [`MarketIdx`] order: interned in this order, so the strategy and the io thread
+    /// agree on indices.
+    pub tickers: Vec<String>,
+    pub poll: PollMode,
+    pub stp: SelfTradePrevention,
+    /// REST connections (2 to 4 is plenty: one request in flight on each).
+    pub rest_pool: usize,
+    pub presign: PresignConfig,
+    pub pacer: PacerConfig,
+    /// First reconnect delay; doubles up to `backoff_max`.
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    /// How long the last WS messages keep flowing after the shutdown cancel-all.
+    pub shutdown_grace: Duration,
+    /// No byte on the WS for this long means a dead connection (Kalshi pings every 10 s).
+    pub ws_idle_timeout: Duration,
+    /// A stale book without a snapshot this long after `get_snapshot` forces a resubscribe.
+    pub snapshot_timeout: Duration,
+    /// Live latency for the status line and interval logs: every `histograms_every` the io
+    /// thread sends its histograms down the first channel and carries on with an emptied one
+    /// from the second (double buffering: nothing allocated, nothing locked).
+    pub histograms_out: Option<(crossbeam::channel::Sender<StageHistograms>, crossbeam::channel::Receiver<StageHistograms>)>,
+    pub histograms_every: Duration,
+}
+
+impl IoSetup {
+    pub fn new(venue: VenueConfig, tickers: Vec<String>, poll: PollMode) -> IoSetup {
+        IoSetup {
+            venue,
+            tickers,
+            poll,
+            stp: SelfTradePrevention::TakerAtCross,
+            rest_pool: 3,
+            presign: PresignConfig::default(),
+            pacer: PacerConfig::default(),
+            backoff_initial: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+            shutdown_grace: Duration::from_millis(500),
+            ws_idle_timeout: Duration::from_secs(30),
+            snapshot_timeout: Duration::from_secs(5),
+            histograms_out: None,
+            histograms_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Orders to the io thread from the main thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// Cancel all our resting orders, confirm over REST that none remain, let the last WS
+    /// messages through for `shutdown_grace`, then return.
+    Shutdown,
+    /// Fault injection: abort the WS socket as a network failure would.
+    DropConnection,
+}
+
+/// Counters of one run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct IoCounters {
+    pub frames: u64,
+    /// Events pushed to the ring (WS, REST replies, resync, connection state).
+    pub events: u64,
+    pub decode_errors: u64,
+    pub gaps: u64,
+    pub stale_markets: u64,
+    pub snapshot_requests: u64,
+    pub reconnects: u64,
+    pub resyncs: u64,
+    /// REST requests sent for commands (a batch counts once).
+    pub requests: u64,
+    pub batched_creates: u64,
+    pub batched_cancels: u64,
+    pub commands: u64,
+    pub acks: u64,
+    pub rejects: u64,
+    /// Requests refused locally by pacing (rejected with RateLimited, http_status 0).
+    pub paced: u64,
+    pub http_429: u64,
+    pub http_5xx: u64,
+    /// Requests whose connection failed before an answer (outcome unknown; WS updates tell).
+    pub http_failed: u64,
+    /// Fills from the WS already reported by a REST resync.
+    pub fills_deduplicated: u64,
+    /// Fills found missing by a resync and reported from REST.
+    pub fills_recovered: u64,
+    /// Times the events ring was full and the io thread waited for the strategy.
+    pub ring_full_stalls: u64,
+    /// Events lost because the consumer was gone (never while the strategy runs).
+    pub ring_dropped: u64,
+    pub presign_hits: u64,
+    pub presign_misses: u64,
+}
+
+/// What the io thread returns.
+pub struct IoReport {
+    pub hists: StageHistograms,
+    pub counters: IoCounters,
+    pub decoder: codec::Counters,
+    pub presign: PresignStats,
+    pub pacer: PacerStats,
+    pub http: PoolStats,
+    /// Orders that were resting when shutdown's cancel-all ran.
+    pub canceled_at_shutdown: usize,
+    /// Resting orders the exchange reported after shutdown (must be 0).
+    pub resting_after_shutdown: usize,
+}
+
+impl fmt::Debug for IoReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IoReport")
+            .field("counters", &self.counters)
+            .field("decoder", &self.decoder)
+            .field("presign", &self.presign)
+            .field("pacer", &self.pacer)
+            .field("http", &self.http)
+            .field("canceled_at_shutdown", &self.canceled_at_shutdown)
+            .field("resting_after_shutdown", &self.resting_after_shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Codes of the io thread's `LogBody::Note` records.
+pub mod note {
+    /// WS connected and resynced; a = resting orders, b = fills recovered.
+    pub const CONNECTED: u16 = 100;
+    /// WS lost; a = reconnect attempt number.
+    pub const DISCONNECTED: u16 = 101;
+    /// Reconnect attempt failed; a = attempt, b = next delay in ms.
+    pub const RECONNECT_FAILED: u16 = 102;
+    /// get_snapshot sent; a = markets.
+    pub const SNAPSHOT_REQUEST: u16 = 103;
+    /// HTTP 429; a = request kind.
+    pub const RATE_LIMITED: u16 = 104;
+    /// HTTP 5xx or a failed connection; a = status.
+    pub const SERVER_ERROR: u16 = 105;
+    /// Shutdown cancel-all done; a = orders canceled, b = left resting.
+    pub const SHUTDOWN: u16 = 106;
+    /// Resync failed; a = attempt.
+    pub const RESYNC_FAILED: u16 = 107;
+}
+
+const WS_TOKEN: Token = Token(0);
+const HTTP_FIRST_TOKEN: usize = 1;
+/// Frames read per pass before commands get a turn.
+const FRAME_BUDGET: usize = 256;
+const INFLIGHT_SLOTS: usize = 512;
+/// Channels subscribed per market and unfiltered.
+const MARKET_CHANNELS: [Channel; 5] = [
+    Channel::OrderbookDelta,
+    Channel::Trade,
+    Channel::Fill,
+    Channel::UserOrders,
+    Channel::MarketPositions,
+];
+const GLOBAL_CHANNELS: [Channel; 1] = [Channel::MarketLifecycle];
+const ALL_CHANNELS: usize = MARKET_CHANNELS.len() + GLOBAL_CHANNELS.len();
+
+// ------------------------------------------------------------------------------------ in flight
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ReqKind {
+    Create,
+    BatchCreate,
+    BatchCancel,
+    Amend,
+    Decrease,
+    CancelAll,
+}
+
+impl ReqKind {
+    fn pacing(self) -> RequestKind {
+        match self {
+            ReqKind::Create => RequestKind::Create,
+            ReqKind::BatchCreate => RequestKind::BatchCreate,
+            ReqKind::BatchCancel => RequestKind::BatchCancel,
+            ReqKind::Amend => RequestKind::Amend,
+            ReqKind::Decrease => RequestKind::Decrease,
+            ReqKind::CancelAll => RequestKind::CancelAll,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Item {
+    market: MarketIdx,
+    client: ClientRef,
+    order: OrderId,
+}
+
+#[derive(Clone, Copy)]
+struct InFlight {
+    live: bool,
+    kind: ReqKind,
+    n: usize,
+    items: [Item; MAX_BATCH],
+}
+
+/// A command waiting in a batch, with the stamps for its latency record.
+#[derive(Clone, Copy)]
+struct Pending {
+    item: Item,
+    side: Side,
+    price: Price,
+    qty: Qty,
+    tif: Option<TimeInForce>,
+    post_only: bool,
+    cause: Stamp,
+    dequeued: u64,
+    decided: u64,
+    io_dequeued: u64,
+}
+
+// ------------------------------------------------------------------------------------ fills
+
+/// A fill as both the WS and the REST listing describe it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct FillKey {
+    order: u128,
+    qty: i64,
+    price: u32,
+    ts_s: u64,
+}
+
+#[derive(Clone, Copy, Default)]
+struct FillCount {
+    ws_seen: u32,
+    reported: u32,
+}
+
+// ------------------------------------------------------------------------------------ output
+
+/// Everything the WS decode sink touches, split from the decoder so both can be borrowed.
+struct Out {
+    events: rtrb::Producer<Event>,
+    hists: StageHistograms,
+    clock: TscClock,
+    counters: IoCounters,
+    fills: HashMap<FillKey, FillCount>,
+    /// Order -> client, from acks and updates (REST fills may not name the client).
+    clients: HashMap<u128, ClientRef>,
+    /// Markets that went stale and await a snapshot request.
+    stale_new: Vec<MarketIdx>,
+    /// When each stale market's snapshot was requested (None: live).
+    stale_since: Vec<Option<Instant>>,
+    subscribed: usize,
+    /// Orders to stop presigning for.
+    released: Vec<OrderId>,
+    /// Orders to presign amend/decrease for.
+    prepared: Vec<OrderId>,
+}
+
+impl Out {
+    /// Pushes an event; a full ring is waited on, never dropped.
+    #[inline]
+    fn push(&mut self, mut ev: Event) {
+        ev.stamp.parsed_tsc = tsc();
+        let mut stalled = false;
+        loop {
+            match self.events.push(ev) {
+                Ok(()) => {
+                    self.counters.events += 1;
+                    return;
+                }
+                Err(rtrb::PushError::Full(back)) => {
+                    ev = back;
+                    if self.events.is_abandoned() {
+                        self.counters.ring_dropped += 1;
+                        return;
+                    }
+                    if !stalled {
+                        stalled = true;
+                        self.counters.ring_full_stalls += 1;
+                    }
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+
+    /// One decoded WS event: bookkeeping, then the ring.
+    #[inline]
+    fn on_ws_event(&mut self, ev: Event) {
+        match ev.body {
+            EventBody::Stale { market } => {
+                self.counters.stale_markets += 1;
+                if let Some(s) = self.stale_since.get_mut(usize::from(market)) {
+                    if s.is_none() {
+                        self.stale_new.push(market);
+                    }
+                }
+            }
+            EventBody::BookSnapshotEnd { market } => {
+                if let Some(s) = self.stale_since.get_mut(usize::from(market)) {
+                    *s = None;
+                }
+            }
+            EventBody::Subscribed { .. } => self.subscribed += 1,
+            EventBody::Fill { order, qty, yes_price, .. } => {
+                let key = FillKey {
+                    order: order.0,
+                    qty: qty.0,
+                    price: yes_price.0,
+                    ts_s: ev.stamp.exchange_ts_ms / 1000,
+                };
+                let c = self.fills.entry(key).or_default();
+                c.ws_seen += 1;
+                if c.ws_seen <= c.reported {
+                    // A resync already reported it from REST.
+                    self.counters.fills_deduplicated += 1;
+                    return;
+                }
+                c.reported += 1;
+            }
+            EventBody::OrderUpdate { client, order, status, .. } => {
+                if status == OrderStatus::Resting {
+                    self.clients.insert(order.0, client);
+                } else {
+                    self.clients.remove(&order.0);
+                    self.released.push(order);
+                }
+            }
+            _ => {}
+        }
+        self.push(ev);
+    }
+
+    fn record_command(&mut self, p: &Pending, write_tsc: u64) {
+        if p.cause.read_tsc == 0 || write_tsc == 0 {
+            return;
+        }
+        let c = self.clock;
+        self.hists.record(Stage::RingToStrategy, c.between(p.cause.parsed_tsc, p.dequeued));
+        self.hists.record(Stage::Decide, c.between(p.dequeued, p.decided));
+        self.hists.record(Stage::RingToIo, c.between(p.decided, p.io_dequeued));
+        self.hists.record(Stage::Encode, c.between(p.io_dequeued, write_tsc));
+        self.hists.record(Stage::TickToOrder, c.between(p.cause.read_tsc, write_tsc));
+    }
+}
+
+// ------------------------------------------------------------------------------------ replies
+
+/// A fixed-point number as sent: a JSON string ("10.00") or a bare number.
+fn scaled(raw: Option<&RawValue>, places: u32) -> Option<i64> {
+    let text = raw?.get().as_bytes();
+    let text = text.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")).unwrap_or(text);
+    local_exchange::units::parse_scaled(text, places).ok()
+}
+
+#[derive(Deserialize, Default)]
+struct ApiErr<'a> {
+    #[serde(borrow, default)]
+    code: Option<&'a str>,
+}
+
+/// The error body: `{"error":{"code":..}}` or Kalshi's 429 `{"error":"too many requests"}`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ErrField<'a> {
+    #[serde(borrow)]
+    Obj(ApiErr<'a>),
+    Text(#[allow(dead_code)] &'a str),
+}
+
+/// Any V2 order reply or batch item: fields absent in a given reply stay None.
+#[derive(Deserialize, Default)]
+struct OrderReply<'a> {
+    #[serde(borrow, default)]
+    order_id: Option<&'a str>,
+    #[serde(borrow, default)]
+    client_order_id: Option<&'a str>,
+    #[serde(borrow, default)]
+    fill_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    fill_count_fp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    remaining_count: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    remaining_count_fp: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    status: Option<&'a str>,
+    #[serde(borrow, default)]
+    error: Option<ErrField<'a>>,
+}
+
+impl OrderReply<'_> {
+    fn filled(&self) -> Qty {
+        Qty(scaled(self.fill_count_fp.or(self.fill_count), 2).unwrap_or(0))
+    }
+    fn remaining(&self) -> Option<Qty> {
+        scaled(self.remaining_count_fp.or(self.remaining_count), 2).map(Qty)
+    }
+    fn error_code(&self) -> Option<&str> {
+        match &self.error {
+            Some(ErrField::Obj(e)) => Some(e.code.unwrap_or("")),
+            Some(ErrField::Text(_)) => Some(""),
+            None => None,
+        }
+    }
+}
+
+/// Streams `{"orders":[...]}` items to a callback without collecting them.
+struct Items<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(OrderReply<'de>)> Visitor<'de> for Items<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with an orders array")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key::<&str>()? {
+            if key == "orders" {
+                map.next_value_seed(ItemSeq(&mut *self.0))?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ItemSeq<'f, F>(&'f mut F);
+
+impl<'de, F: FnMut(OrderReply<'de>)> DeserializeSeed<'de> for ItemSeq<'_, F> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(OrderReply<'de>)> Visitor<'de> for ItemSeq<'_, F> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of order results")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(item) = seq.next_element::<OrderReply<'de>>()? {
+            (self.0)(item);
+        }
+        Ok(())
+    }
+}
+
+fn for_each_item<'de>(body: &'de [u8], mut f: impl FnMut(OrderReply<'de>)) -> bool {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    serde::Deserializer::deserialize_map(&mut de, Items(&mut f)).is_ok()
+}
+
+/// Kalshi's error codes (REST) to the hot path's enum.
+pub fn reject_reason(status: u16, code: &str) -> RejectReason {
+    match code {
+        "invalid_price" => RejectReason::InvalidPrice,
+        "insufficient_balance" | "available_balance_too_low" | "insufficient_funds" => RejectReason::InsufficientBalance,
+        "post_only_cross" => RejectReason::PostOnlyCross,
+        "fill_or_kill_insufficient" | "fok_insufficient_volume" | "fill_or_kill_insufficient_volume" => {
+            RejectReason::FillOrKillInsufficient
+        }
+        "market_closed" | "market_inactive" | "market_not_active" | "market_already_closed" => RejectReason::MarketClosed,
+        "trading_paused" | "exchange_paused" => RejectReason::TradingPaused,
+        // An order that already finished is as gone as one that never existed.
+        "not_found"
+        | "order_not_found"
+        | "market_not_found"
+        | "order_not_resting"
+        | "order_already_canceled"
+        | "order_already_executed" => RejectReason::NotFound,
+        _ if status == 429 => RejectReason::RateLimited,
+        _ if status >= 500 || status == 0 => RejectReason::ServerError,
+        _ if status == 404 => RejectReason::NotFound,
+        "invalid_order" | "invalid_order_size" | "invalid_parameters" | "order_already_exists" | "bad_request" => {
+            RejectReason::InvalidOrder
+        }
+        _ if status == 400 || status == 409 => RejectReason::InvalidOrder,
+        _ => RejectReason::Other,
+    }
+}
+
+fn error_code(body: &[u8]) -> &str {
+    #[derive(Deserialize)]
+    struct Wrapper<'a> {
+        #[serde(borrow, default)]
+        error: Option<ErrField<'a>>,
+    }
+    match serde_json::from_slice::<Wrapper>(body) {
+        Ok(Wrapper {
+            error: Some(ErrField::Obj(ApiErr { code: Some(c) })),
+        }) => c,
+        _ => "",
+    }
+}
+
+// ------------------------------------------------------------------------------------ the loop
+
+enum WsPhase {
+    /// Not connected; redial at the instant.
+    Down {
+        retry_at: Instant,
+    },
+    Handshaking {
+        ws: WsClient,
+        since: Instant,
+    },
+    /// Subscribed commands sent, waiting for every `subscribed` reply.
+    Subscribing {
+        ws: WsClient,
+        since: Instant,
+    },
+    Live {
+        ws: WsClient,
+    },
+}
+
+struct Io {
+    setup_stp: SelfTradePrevention,
+    tickers: Vec<String>,
+    ws_endpoint: Endpoint,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    key_id: String,
+    signer: Arc<Signer>,
+    poll: Poll,
+    decoder: Decoder,
+    out: Out,
+    pool: HttpPool,
+    presigner: Presigner,
+    pacer: Pacer,
+    rest: BlockingClient,
+    log: LogProducer,
+    phase: WsPhase,
+    ws_readable: bool,
+    backoff: Duration,
+    backoff_initial: Duration,
+    backoff_max: Duration,
+    attempts: u32,
+    /// Unix ms when the last connection was lost (fills since then are fetched on resync).
+    down_since_ms: Option<u64>,
+    ws_last_bytes: u64,
+    ws_last_progress: Instant,
+    ws_idle_timeout: Duration,
+    snapshot_timeout: Duration,
+    cmd_id: u64,
+    wsbuf: Vec<u8>,
+    req: RestRequest,
+    inflight: Box<[InFlight]>,
+    free: Vec<usize>,
+    creates: Vec<Pending>,
+    cancels: Vec<Pending>,
+    shutting_down: bool,
+}
+
+fn wall_ms() -> u64 {
+    super::ws::wall_ms().max(0) as u64
+}
+
+impl Io {
+    fn new(setup: &IoSetup, clock: TscClock, events: rtrb::Producer<Event>, log: LogProducer) -> anyhow::Result<Io> {
+        let venue = &setup.venue;
+        let mut interner = Interner::with_capacity(setup.tickers.len().max(1));
+        for (i, t) in setup.tickers.iter().enumerate() {
+            let idx = interner.intern(t.as_bytes()).map_err(|e| anyhow!("ticker {t:?}: {e:?}"))?;
+            if usize::from(idx) != i {
+                anyhow::bail!("ticker {t:?} appears twice in the market list");
+            }
+        }
+        let ws_endpoint = Endpoint::parse(&venue.ws_url)?;
+        let rest_endpoint = Endpoint::parse(&venue.rest_url)?;
+        let tls = if ws_endpoint.tls || rest_endpoint.tls {
+            Some(tls_config(venue.ca_pem.as_deref())?)
+        } else {
+            None
+        };
+        let poll = Poll::new().context("creating the mio poll")?;
+        let pool = HttpPool::new(&venue.rest_url, tls.clone(), setup.rest_pool, poll.registry(), HTTP_FIRST_TOKEN)?;
+        let signer = Arc::new(venue.signer()?);
+        let presigner = Presigner::spawn(venue.signer()?, &venue.key_id, setup.presign.clone()).context("starting the presigner")?;
+        let pacer = Pacer::for_tier(venue.tier, setup.pacer, wall_ms());
+        let rest = BlockingClient::new(&venue.rest_url, venue.ca_pem.as_deref(), &venue.key_id, signer.clone())?;
+        let n = setup.tickers.len();
+        let empty = InFlight {
+            live: false,
+            kind: ReqKind::Create,
+            n: 0,
+            items: [Item::default(); MAX_BATCH],
+        };
+        Ok(Io {
+            setup_stp: setup.stp,
+            tickers: setup.tickers.clone(),
+            ws_endpoint,
+            tls,
+            key_id: venue.key_id.clone(),
+            signer,
+            poll,
+            decoder: Decoder::new(interner),
+            out: Out {
+                events,
+                hists: StageHistograms::new(),
+                clock,
+                counters: IoCounters::default(),
+                fills: HashMap::with_capacity(4096),
+                clients: HashMap::with_capacity(4096),
+                stale_new: Vec::with_capacity(n.max(1)),
+                stale_since: vec![None; n],
+                subscribed: 0,
+                released: Vec::with_capacity(1024),
+                prepared: Vec::with_capacity(1024),
+            },
+            pool,
+            presigner,
+            pacer,
+            rest,
+            log,
+            phase: WsPhase::Down { retry_at: Instant::now() },
+            ws_readable: false,
+            backoff: setup.backoff_initial,
+            backoff_initial: setup.backoff_initial,
+            backoff_max: setup.backoff_max,
+            attempts: 0,
+            down_since_ms: None,
+            ws_last_bytes: 0,
+            ws_last_progress: Instant::now(),
+            ws_idle_timeout: setup.ws_idle_timeout,
+            snapshot_timeout: setup.snapshot_timeout,
+            cmd_id: 0,
+            wsbuf: Vec::with_capacity(16 * 1024),
+            req: RestRequest::new(),
+            inflight: vec![empty; INFLIGHT_SLOTS].into_boxed_slice(),
+            free: (0..INFLIGHT_SLOTS).rev().collect(),
+            creates: Vec::with_capacity(MAX_BATCH),
+            cancels: Vec::with_capacity(MAX_BATCH),
+            shutting_down: false,
+        })
+    }
+
+    // --- WebSocket lifecycle
+
+    fn dial(&mut self, now: Instant) {
+        self.attempts += 1;
+        let auth = WsAuth {
+            key_id: &self.key_id,
+            signer: &self.signer,
+        };
+        match WsClient::connect(&self.ws_endpoint, self.tls.as_ref(), Some(&auth), self.poll.registry(), WS_TOKEN) {
+            Ok(ws) => {
+                self.ws_readable = true;
+                self.phase = WsPhase::Handshaking { ws, since: now };
+            }
+            Err(_) => self.schedule_retry(now),
+        }
+    }
+
+    fn schedule_retry(&mut self, now: Instant) {
+        self.log.log(LogBody::Note {
+            code: note::RECONNECT_FAILED,
+            a: i64::from(self.attempts),
+            b: self.backoff.as_millis() as i64,
+        });
+        self.phase = WsPhase::Down {
+            retry_at: now + self.backoff,
+        };
+        self.backoff = (self.backoff * 2).min(self.backoff_max);
+    }
+
+    /// The connection is gone: tell the strategy, forget the subscriptions, redial later.
+    fn lost(&mut self, now: Instant) {
+        let phase = std::mem::replace(&mut self.phase, WsPhase::Down { retry_at: now });
+        let was_live = matches!(phase, WsPhase::Live { .. } | WsPhase::Subscribing { .. });
+        if let WsPhase::Handshaking { mut ws, .. } | WsPhase::Subscribing { mut ws, .. } | WsPhase::Live { mut ws } = phase {
+            ws.deregister(self.poll.registry());
+            ws.abort();
+        }
+        if self.down_since_ms.is_none() {
+            self.down_since_ms = Some(wall_ms());
+        }
+        if was_live {
+            self.out.counters.reconnects += 1;
+            self.log.log(LogBody::Note {
+                code: note::DISCONNECTED,
+                a: i64::from(self.attempts),
+                b: 0,
+            });
+            self.out.push(Event {
+                stamp: Stamp::default(),
+                body: EventBody::Disconnected,
+            });
+        }
+        for s in self.out.stale_since.iter_mut() {
+            *s = None;
+        }
+        self.out.stale_new.clear();
+        self.schedule_retry(now);
+    }
+
+    fn next_id(&mut self) -> u64 {
+        self.cmd_id += 1;
+        self.cmd_id
+    }
+
+    /// Sends the subscribe commands for a fresh connection.
+    fn subscribe(&mut self, ws: &mut WsClient) -> anyhow::Result<()> {
+        self.decoder.reset();
+        self.out.subscribed = 0;
+        let markets: Vec<MarketIdx> = (0..self.tickers.len() as MarketIdx).collect();
+        let id = self.next_id();
+        self.decoder
+            .register_subscribe(id, &MARKET_CHANNELS, &markets, false)
+            .map_err(|e| anyhow!("registering the subscription: {e:?}"))?;
+        encode_subscribe(
+            &mut self.wsbuf,
+            id,
+            &MARKET_CHANNELS,
+            self.tickers.iter().map(|t| t.as_bytes()),
+            false,
+        );
+        ws.send_text(&self.wsbuf)?;
+        let id = self.next_id();
+        self.decoder
+            .register_subscribe(id, &GLOBAL_CHANNELS, &markets, false)
+            .map_err(|e| anyhow!("registering the subscription: {e:?}"))?;
+        encode_subscribe(&mut self.wsbuf, id, &GLOBAL_CHANNELS, std::iter::empty(), false);
+        ws.send_text(&self.wsbuf)?;
+        Ok(())
+    }
+
+    /// Orders, positions and missed fills over REST, as events; then `Connected`.
+    fn resync(&mut self) -> anyhow::Result<(usize, usize)> {
+        let since_s = self.down_since_ms.map(|ms| (ms / 1000).saturating_sub(10));
+        let orders = venue::fetch_resting_orders(&mut self.rest)?;
+        let positions = venue::fetch_positions(&mut self.rest)?;
+        let fills = match since_s {
+            Some(s) => venue::fetch_fills(&mut self.rest, s)?,
+            None => Vec::new(),
+        };
+        let market_of = |t: &str| self.decoder.interner().get(t.as_bytes());
+        let mut resting = 0;
+        for o in &orders {
+            let Some(market) = market_of(&o.ticker) else {
+                continue;
+            };
+            let client = o.client.or_else(|| self.out.clients.get(&o.order.0).copied()).unwrap_or_default();
+            self.out.clients.insert(o.order.0, client);
+            resting += 1;
+            self.out.push(Event {
+                stamp: Stamp::default(),
+                body: EventBody::OrderUpdate {
+                    market,
+                    client,
+                    order: o.order,
+                    status: OrderStatus::Resting,
+                    side: o.side,
+                    price: o.price,
+                    remaining: o.remaining,
+                    filled: o.filled,
+                },
+            });
+        }
+        // Missed fills: per key, what REST lists beyond what was reported.
+        let mut listed: HashMap<FillKey, u32> = HashMap::new();
+        let mut recovered = 0;
+        for f in &fills {
+            let Some(market) = market_of(&f.ticker) else {
+                continue;
+            };
+            let key = FillKey {
+                order: f.order.0,
+                qty: f.qty.0,
+                price: f.yes_price.0,
+                ts_s: f.ts_ms / 1000,
+            };
+            let n = listed.entry(key).or_default();
+            *n += 1;
+            let c = self.out.fills.entry(key).or_default();
+            if *n <= c.reported {
+                continue;
+            }
+            c.reported += 1;
+            recovered += 1;
+            let post_position = positions.iter().find(|p| p.ticker == f.ticker).map_or(Qty::ZERO, |p| p.position);
+            let client = f.client.or_else(|| self.out.clients.get(&f.order.0).copied()).unwrap_or_default();
+            self.out.push(Event {
+                stamp: Stamp {
+                    exchange_ts_ms: f.ts_ms,
+                    ..Stamp::default()
+                },
+                body: EventBody::Fill {
+                    market,
+                    client,
+                    order: f.order,
+                    side: f.side,
+                    yes_price: f.yes_price,
+                    qty: f.qty,
+                    is_taker: f.is_taker,
+                    fee: f.fee,
+                    // REST fills carry no running position: the position after the resync.
+                    post_position,
+                },
+            });
+        }
+        self.out.counters.fills_recovered += recovered as u64;
+        for (i, t) in self.tickers.iter().enumerate() {
+            let p = positions.iter().find(|p| &p.ticker == t);
+            self.out.push(Event {
+                stamp: Stamp::default(),
+                body: EventBody::Position {
+                    market: i as MarketIdx,
+                    position: p.map_or(Qty::ZERO, |p| p.position),
+                    realized_pnl: p.map_or(Money(0), |p| p.realized_pnl),
+                    fees_paid: p.map_or(Money(0), |p| p.fees_paid),
+                },
+            });
+        }
+        Ok((resting, recovered))
+    }
+
+    /// Advances the connection state machine. Returns whether anything happened.
+    fn drive_ws(&mut self, now: Instant) -> bool {
+        match &mut self.phase {
+            WsPhase::Down { retry_at } => {
+                if now >= *retry_at && !self.shutting_down {
+                    self.dial(now);
+                    return true;
+                }
+                false
+            }
+            WsPhase::Handshaking { ws, since } => match ws.poll_handshake() {
+                Ok(true) => {
+                    let WsPhase::Handshaking { mut ws, .. } = std::mem::replace(&mut self.phase, WsPhase::Down { retry_at: now }) else {
+                        unreachable!()
+                    };
+                    match self.subscribe(&mut ws) {
+                        Ok(()) => {
+                            self.ws_last_bytes = ws.bytes_in();
+                            self.ws_last_progress = now;
+                            self.phase = WsPhase::Subscribing { ws, since: now };
+                        }
+                        Err(_) => {
+                            self.phase = WsPhase::Live { ws };
+                            self.lost(now);
+                        }
+                    }
+                    true
+                }
+                Ok(false) => {
+                    if now.duration_since(*since) > Duration::from_secs(10) {
+                        self.lost(now);
+                    }
+                    false
+                }
+                Err(_) => {
+                    self.lost(now);
+                    true
+                }
+            },
+            WsPhase::Subscribing { since, .. } => {
+                if self.out.subscribed >= ALL_CHANNELS {
+                    let WsPhase::Subscribing { ws, .. } = std::mem::replace(&mut self.phase, WsPhase::Down { retry_at: now }) else {
+                        unreachable!()
+                    };
+                    self.phase = WsPhase::Live { ws };
+                    match self.resync() {
+                        Ok((resting, recovered)) => {
+                            self.out.counters.resyncs += 1;
+                            self.down_since_ms = None;
+                            self.backoff = self.backoff_initial;
+                            self.log.log(LogBody::Note {
+                                code: note::CONNECTED,
+                                a: resting as i64,
+                                b: recovered as i64,
+                            });
+                            self.out.push(Event {
+                                stamp: Stamp::default(),
+                                body: EventBody::Connected,
+                            });
+                        }
+                        Err(_) => {
+                            self.log.log(LogBody::Note {
+                                code: note::RESYNC_FAILED,
+                                a: i64::from(self.attempts),
+                                b: 0,
+                            });
+                            self.lost(now);
+                        }
+                    }
+                    return true;
+                }
+                if now.duration_since(*since) > Duration::from_secs(10) {
+                    self.lost(now);
+                    return true;
+                }
+                false
+            }
+            WsPhase::Live { .. } => false,
+        }
+    }
+
+    /// Reads every available frame into the decoder and the ring.
+    fn read_ws(&mut self, now: Instant) -> bool {
+        let ws = match &mut self.phase {
+            WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } => ws,
+            WsPhase::Handshaking { .. } => return self.ws_readable,
+            WsPhase::Down { .. } => return false,
+        };
+        if !self.ws_readable {
+            return false;
+        }
+        let frames_before = ws.frames();
+        let decoder = &mut self.decoder;
+        let out = &mut self.out;
+        let log = &mut self.log;
+        let status = ws.read_frames(FRAME_BUDGET, |frame, read_tsc, decoded_tsc| {
+            out.counters.frames += 1;
+            let stamp = Stamp {
+                read_tsc,
+                decoded_tsc,
+                ..Stamp::default()
+            };
+            out.hists.record(Stage::Decode, out.clock.between(read_tsc, decoded_tsc));
+            let gaps = decoder.counters().seq_gaps;
+            let r = decoder.decode(frame, stamp, &mut |ev| out.on_ws_event(ev));
+            out.hists.record(Stage::Parse, out.clock.between(decoded_tsc, tsc()));
+            if decoder.counters().seq_gaps != gaps {
+                out.counters.gaps += 1;
+            }
+            if let Err(e) = r {
+                out.counters.decode_errors += 1;
+                log.log(LogBody::DecodeError { code: e as u16 });
+            }
+        });
+        let worked = ws.frames() != frames_before;
+        let bytes = ws.bytes_in();
+        if bytes != self.ws_last_bytes {
+            self.ws_last_bytes = bytes;
+            self.ws_last_progress = now;
+        }
+        // Pongs queued by the reads go out now.
+        let flushed = ws.flush();
+        match status {
+            ReadStatus::Drained => self.ws_readable = false,
+            ReadStatus::Budget => {}
+            ReadStatus::Closed => {
+                self.lost(now);
+                return true;
+            }
+        }
+        if flushed.is_err() {
+            self.lost(now);
+            return true;
+        }
+        if !self.out.stale_new.is_empty() {
+            self.request_snapshots(now);
+        }
+        worked
+    }
+
+    /// `get_snapshot` for the markets that went stale, one command per orderbook sid.
+    fn request_snapshots(&mut self, now: Instant) {
+        let (WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. }) = &mut self.phase else {
+            self.out.stale_new.clear();
+            return;
+        };
+        while let Some(&first) = self.out.stale_new.first() {
+            let Some(sid) = self.decoder.orderbook_sid(first) else {
+                // No orderbook subscription carries it (yet): the pending subscribe snapshots it.
+                self.out.stale_new.remove(0);
+                continue;
+            };
+            self.cmd_id += 1;
+            let id = self.cmd_id;
+            let interner = self.decoder.interner();
+            let same_sid = |m: &MarketIdx| self.decoder.orderbook_sid(*m) == Some(sid);
+            let tickers = self
+                .out
+                .stale_new
+                .iter()
+                .filter(|m| same_sid(m))
+                .filter_map(|&m| interner.ticker(m));
+            encode_get_snapshot(&mut self.wsbuf, id, sid, tickers);
+            let mut n = 0;
+            for &m in self.out.stale_new.iter().filter(|m| same_sid(m)) {
+                self.out.stale_since[usize::from(m)] = Some(now);
+                n += 1;
+            }
+            self.out.stale_new.retain(|m| self.decoder.orderbook_sid(*m) != Some(sid));
+            self.out.counters.snapshot_requests += 1;
+            self.log.log(LogBody::Note {
+                code: note::SNAPSHOT_REQUEST,
+                a: n,
+                b: i64::from(sid),
+            });
+            if ws.send_text(&self.wsbuf).is_err() {
+                break;
+            }
+        }
+    }
+
+    // --- commands
+
+    fn alloc_slot(&mut self, kind: ReqKind) -> Option<usize> {
+        let slot = self.free.pop()?;
+        let f = &mut self.inflight[slot];
+        f.live = true;
+        f.kind = kind;
+        f.n = 0;
+        Some(slot)
+    }
+
+    /// Rejects a command locally (pacing, no slot, shutting down).
+    fn reject_local(&mut self, item: Item, reason: RejectReason) {
+        self.out.counters.rejects += 1;
+        self.out.push(Event {
+            stamp: Stamp {
+                read_tsc: tsc(),
+                decoded_tsc: tsc(),
+                ..Stamp::default()
+            },
+            body: EventBody::OrderReject {
+                market: item.market,
+                client: item.client,
+                reason,
+                http_status: 0,
+            },
+        });
+    }
+
+    /// Sends `self.req` for the in-flight slot, paced. Returns the write TSC (0: queued).
+    fn send_request(&mut self, slot: usize) -> u64 {
+        self.out.counters.requests += 1;
+        let mut buf = self.pool.take_buffer();
+        let before = self.presigner.stats();
+        self.presigner.write_request(&mut buf, &self.req, self.pool.host());
+        let after = self.presigner.stats();
+        self.out.counters.presign_hits += after.hits - before.hits;
+        self.out.counters.presign_misses += after.misses - before.misses;
+        self.pool.submit(slot as u64, buf)
+    }
+
+    fn pace(&mut self, kind: ReqKind, n: usize) -> bool {
+        if self.pacer.try_acquire(kind.pacing(), n, wall_ms()) {
+            true
+        } else {
+            self.out.counters.paced += n as u64;
+            false
+        }
+    }
+
+    /// Drains every pending command: batches creates and cancels, sends the rest at once.
+    fn drain_commands(&mut self, commands: &mut rtrb::Consumer<Command>) -> bool {
+        let mut any = false;
+        while let Ok(cmd) = commands.pop() {
+            any = true;
+            let io_dequeued = tsc();
+            self.out.counters.commands += 1;
+            let mut p = Pending {
+                item: Item::default(),
+                side: Side::Bid,
+                price: Price(0),
+                qty: Qty::ZERO,
+                tif: None,
+                post_only: false,
+                cause: cmd.cause,
+                dequeued: cmd.dequeued_tsc,
+                decided: cmd.decided_tsc,
+                io_dequeued,
+            };
+            match cmd.body {
+                CommandBody::Place {
+                    market,
+                    client,
+                    side,
+                    price,
+                    qty,
+                    tif,
+                    post_only,
+                } => {
+                    p.item = Item {
+                        market,
+                        client,
+                        order: OrderId(0),
+                    };
+                    if self.shutting_down {
+                        self.reject_local(p.item, RejectReason::Other);
+                        continue;
+                    }
+                    p.side = side;
+                    p.price = price;
+                    p.qty = qty;
+                    p.tif = Some(tif);
+                    p.post_only = post_only;
+                    if self.creates.len() == MAX_BATCH {
+                        self.flush_creates();
+                    }
+                    self.creates.push(p);
+                }
+                CommandBody::Cancel { market, client, order } => {
+                    p.item = Item { market, client, order };
+                    if self.cancels.len() == MAX_BATCH {
+                        self.flush_cancels();
+                    }
+                    self.cancels.push(p);
+                }
+                CommandBody::Amend { market, client, order, .. } | CommandBody::Decrease { market, client, order, .. } => {
+                    p.item = Item { market, client, order };
+                    let kind = if matches!(cmd.body, CommandBody::Amend { .. }) {
+                        ReqKind::Amend
+                    } else {
+                        ReqKind::Decrease
+                    };
+                    self.send_single(kind, p, &cmd.body);
+                }
+                CommandBody::CancelAll => {
+                    p.item = Item::default();
+                    self.send_single(ReqKind::CancelAll, p, &cmd.body);
+                }
+                CommandBody::Resync { market } => {
+                    if let Some(s) = self.out.stale_since.get(usize::from(market)) {
+                        if s.is_none() && !self.out.stale_new.contains(&market) {
+                            self.out.stale_new.push(market);
+                        }
+                    }
+                }
+            }
+        }
+        // Cancels first: they free balance and risk for the creates behind them.
+        if !self.cancels.is_empty() {
+            self.flush_cancels();
+        }
+        if !self.creates.is_empty() {
+            self.flush_creates();
+        }
+        if any {
+            self.presigner.wake();
+        }
+        any
+    }
+
+    fn send_single(&mut self, kind: ReqKind, p: Pending, body: &CommandBody) {
+        if !self.pace(kind, 1) {
+            self.reject_local(p.item, RejectReason::RateLimited);
+            return;
+        }
+        let Some(slot) = self.alloc_slot(kind) else {
+            self.reject_local(p.item, RejectReason::RateLimited);
+            return;
+        };
+        if encode_command(&mut self.req, self.decoder.interner(), body, self.setup_stp).is_err() {
+            self.free_slot(slot);
+            self.reject_local(p.item, RejectReason::InvalidOrder);
+            return;
+        }
+        let f = &mut self.inflight[slot];
+        f.items[0] = p.item;
+        f.n = 1;
+        let w = self.send_request(slot);
+        self.out.record_command(&p, w);
+    }
+
+    fn flush_creates(&mut self) {
+        let n = self.creates.len();
+        let kind = if n == 1 { ReqKind::Create } else { ReqKind::BatchCreate };
+        let slot = if self.pace(kind, n) { self.alloc_slot(kind) } else { None };
+        let Some(slot) = slot else {
+            for i in 0..n {
+                let item = self.creates[i].item;
+                self.reject_local(item, RejectReason::RateLimited);
+            }
+            self.creates.clear();
+            return;
+        };
+        let interner = self.decoder.interner();
+        let stp = self.setup_stp;
+        let spec = |p: &Pending| OrderSpec {
+            ticker: interner.ticker(p.item.market).unwrap_or(b""),
+            client: p.item.client,
+            side: p.side,
+            price: p.price,
+            qty: p.qty,
+            tif: p.tif.unwrap_or(TimeInForce::GoodTillCanceled),
+            post_only: p.post_only,
+            stp,
+        };
+        if n == 1 {
+            encode_create(&mut self.req, &spec(&self.creates[0]));
+        } else {
+            let mut specs = [spec(&self.creates[0]); MAX_BATCH];
+            for (i, p) in self.creates.iter().enumerate() {
+                specs[i] = spec(p);
+            }
+            encode_batch_create(&mut self.req, &specs[..n]);
+            self.out.counters.batched_creates += 1;
+        }
+        let f = &mut self.inflight[slot];
+        for (i, p) in self.creates.iter().enumerate() {
+            f.items[i] = p.item;
+        }
+        f.n = n;
+        let w = self.send_request(slot);
+        for i in 0..n {
+            let p = self.creates[i];
+            self.out.record_command(&p, w);
+        }
+        self.creates.clear();
+    }
+
+    fn flush_cancels(&mut self) {
+        let n = self.cancels.len();
+        let slot = if self.pace(ReqKind::BatchCancel, n) {
+            self.alloc_slot(ReqKind::BatchCancel)
+        } else {
+            None
+        };
+        let Some(slot) = slot else {
+            for i in 0..n {
+                let item = self.cancels[i].item;
+                self.reject_local(item, RejectReason::RateLimited);
+            }
+            self.cancels.clear();
+            return;
+        };
+        // Always the batch endpoint: its signature is always in stock (a single cancel's path
+        // names the order, so it is presigned only per order).
+        let mut ids = [OrderId(0); MAX_BATCH];
+        for (i, p) in self.cancels.iter().enumerate() {
+            ids[i] = p.item.order;
+        }
+        encode_batch_cancel(&mut self.req, &ids[..n]);
+        if n > 1 {
+            self.out.counters.batched_cancels += 1;
+        }
+        let f = &mut self.inflight[slot];
+        for (i, p) in self.cancels.iter().enumerate() {
+            f.items[i] = p.item;
+        }
+        f.n = n;
+        let w = self.send_request(slot);
+        for i in 0..n {
+            let p = self.cancels[i];
+            self.out.record_command(&p, w);
+        }
+        self.cancels.clear();
+    }
+
+    fn free_slot(&mut self, slot: usize) {
+        self.inflight[slot].live = false;
+        self.free.push(slot);
+    }
+
+    // --- replies
+
+    fn poll_http(&mut self, now: Instant) -> bool {
+        let Io {
+            pool,
+            poll,
+            inflight,
+            free,
+            out,
+            pacer,
+            log,
+            ..
+        } = self;
+        let n = pool.poll(poll.registry(), now, &mut |r: Reply<'_>| {
+            let slot = r.tag as usize;
+            let Some(f) = inflight.get_mut(slot).filter(|f| f.live) else {
+                return;
+            };
+            let f = *f;
+            inflight[slot].live = false;
+            free.push(slot);
+            on_reply(out, pacer, log, &f, &r);
+        });
+        n > 0
+    }
+
+    fn apply_presign_requests(&mut self) {
+        for o in self.out.prepared.drain(..) {
+            self.presigner.prepare(o, OrderOp::Decrease);
+            self.presigner.prepare(o, OrderOp::Amend);
+        }
+        for o in self.out.released.drain(..) {
+            self.presigner.release(o);
+        }
+    }
+
+    // --- shutdown
+
+    fn shutdown(&mut self, events_deadline: Duration) -> (usize, usize) {
+        self.shutting_down = true;
+        let now = Instant::now();
+        // In-flight creates must land before the cancel-all, or one could outlive it.
+        let deadline = now + Duration::from_secs(10);
+        while self.pool.outstanding() > 0 && Instant::now() < deadline {
+            self.pass_io(Some(Duration::from_millis(1)));
+        }
+        let canceled = venue::cancel_all_and_confirm(&mut self.rest, Duration::from_secs(10)).unwrap_or(usize::MAX);
+        // The cancellations' WS updates reach the strategy.
+        let grace_end = Instant::now() + events_deadline;
+        while Instant::now() < grace_end {
+            self.pass_io(Some(Duration::from_millis(1)));
+        }
+        let left = venue::fetch_resting_orders(&mut self.rest).map_or(usize::MAX, |o| o.len());
+        self.log.log(LogBody::Note {
+            code: note::SHUTDOWN,
+            a: canceled as i64,
+            b: left as i64,
+        });
+        if let WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } | WsPhase::Handshaking { ws, .. } = &mut self.phase {
+            ws.close();
+        }
+        self.pool.close(self.poll.registry());
+        (canceled, left)
+    }
+
+    /// Socket work of one pass (no commands).
+    fn pass_io(&mut self, timeout: Option<Duration>) -> bool {
+        let mut events = Events::with_capacity(64);
+        let _ = self.poll.poll(&mut events, timeout);
+        self.note_events(&events);
+        let now = Instant::now();
+        let mut worked = self.read_ws(now);
+        worked |= self.poll_http(now);
+        worked |= self.drive_ws(now);
+        worked
+    }
+
+    #[inline]
+    fn note_events(&mut self, events: &Events) {
+        for e in events.iter() {
+            if e.token() == WS_TOKEN {
+                self.ws_readable = true;
+            } else {
+                self.pool.on_readable(e.token());
+            }
+        }
+    }
+
+    /// Liveness and snapshot timeouts, presign upkeep: a few times a second.
+    fn housekeeping(&mut self, now: Instant) {
+        self.presigner.maintain();
+        self.apply_presign_requests();
+        if let WsPhase::Live { .. } = self.phase {
+            if now.duration_since(self.ws_last_progress) > self.ws_idle_timeout {
+                self.lost(now);
+                return;
+            }
+            let timeout = self.snapshot_timeout;
+            if self
+                .out
+                .stale_since
+                .iter()
+                .any(|s| s.is_some_and(|t| now.duration_since(t) > timeout))
+            {
+                // get_snapshot went unanswered: resubscribe everything on a fresh connection.
+                self.lost(now);
+            }
+        }
+    }
+}
+
+/// One REST reply to events.
+fn on_reply(out: &mut Out, pacer: &mut Pacer, log: &mut LogProducer, f: &InFlight, r: &Reply<'_>) {
+    let decoded = tsc();
+    let stamp = Stamp {
+        read_tsc: r.read_tsc,
+        decoded_tsc: decoded,
+        ..Stamp::default()
+    };
+    let ok = (200..300).contains(&r.status);
+    if r.status == 429 {
+        out.counters.http_429 += 1;
+        pacer.on_rate_limited(f.kind.pacing(), None, wall_ms());
+        log.log(LogBody::Note {
+            code: note::RATE_LIMITED,
+            a: f.kind as i64,
+            b: 0,
+        });
+    } else if r.status >= 500 || r.status == 0 {
+        if r.status == 0 {
+            out.counters.http_failed += 1;
+        } else {
+            out.counters.http_5xx += 1;
+        }
+        log.log(LogBody::Note {
+            code: note::SERVER_ERROR,
+            a: i64::from(r.status),
+            b: f.kind as i64,
+        });
+    }
+    let reject = |out: &mut Out, item: &Item, reason: RejectReason| {
+        out.counters.rejects += 1;
+        out.push(Event {
+            stamp,
+            body: EventBody::OrderReject {
+                market: item.market,
+                client: item.client,
+                reason,
+                http_status: r.status,
+            },
+        });
+    };
+    if !ok {
+        let reason = reject_reason(r.status, error_code(r.body));
+        for item in &f.items[..f.n] {
+            reject(out, item, reason);
+        }
+        return;
+    }
+    match f.kind {
+        ReqKind::Create | ReqKind::Amend | ReqKind::Decrease => {
+            let item = f.items[0];
+            match serde_json::from_slice::<OrderReply>(r.body) {
+                Ok(rep) => match rep.order_id.and_then(|o| OrderId::parse(o.as_bytes())) {
+                    Some(order) => ack_order(out, stamp, f.kind, &item, order, &rep),
+                    None => reject(out, &item, RejectReason::Other),
+                },
+                Err(_) => reject(out, &item, RejectReason::Other),
+            }
+        }
+        ReqKind::BatchCreate | ReqKind::BatchCancel => {
+            let mut i = 0;
+            let parsed = for_each_item(r.body, |rep| {
+                let Some(item) = f.items[..f.n].get(i).copied() else {
+                    return;
+                };
+                i += 1;
+                if let Some(code) = rep.error_code() {
+                    let reason = reject_reason(400, code);
+                    reject(out, &item, reason);
+                    return;
+                }
+                let order = rep.order_id.and_then(|o| OrderId::parse(o.as_bytes())).unwrap_or(item.order);
+                ack_order(out, stamp, f.kind, &item, order, &rep);
+            });
+            // Items the reply did not account for (or an unreadable reply).
+            let start = if parsed { i } else { i.min(f.n) };
+            for item in &f.items[start..f.n] {
+                reject(out, item, RejectReason::Other);
+            }
+        }
+        ReqKind::CancelAll => {
+            out.counters.acks += 1;
+            out.push(Event {
+                stamp,
+                body: EventBody::OrderAck {
+                    market: 0,
+                    client: ClientRef(0),
+                    order: OrderId(0),
+                    status: OrderStatus::Canceled,
+                    filled: Qty::ZERO,
+                    remaining: Qty::ZERO,
+                },
+            });
+        }
+    }
+}
+
+fn ack_order(out: &mut Out, stamp: Stamp, kind: ReqKind, item: &Item, order: OrderId, rep: &OrderReply<'_>) {
+    let filled = rep.filled();
+    let remaining = match kind {
+        ReqKind::BatchCancel => Qty::ZERO,
+        _ => rep.remaining().unwrap_or(Qty::ZERO),
+    };
+    let status = match (kind, rep.status) {
+        (ReqKind::BatchCancel, _) => OrderStatus::Canceled,
+        (_, Some("resting")) => OrderStatus::Resting,
+        (_, Some("executed")) => OrderStatus::Executed,
+        (_, Some("canceled")) => OrderStatus::Canceled,
+        _ if remaining.0 > 0 => OrderStatus::Resting,
+        (ReqKind::Decrease, _) => OrderStatus::Canceled,
+        _ if filled.0 > 0 => OrderStatus::Executed,
+        _ => OrderStatus::Canceled,
+    };
+    let client = rep
+        .client_order_id
+        .and_then(|c| ClientRef::parse(c.as_bytes()))
+        .unwrap_or(item.client);
+    if status == OrderStatus::Resting {
+        out.clients.insert(order.0, client);
+        out.prepared.push(order);
+    } else {
+        out.released.push(order);
+    }
+    if order != item.order && item.order != OrderId(0) {
+        // An amend that re-issued the order: the old id is gone.
+        out.released.push(item.order);
+    }
+    out.counters.acks += 1;
+    out.push(Event {
+        stamp,
+        body: EventBody::OrderAck {
+            market: item.market,
+            client,
+            order,
+            status,
+            filled,
+            remaining,
+        },
+    });
+}
+
+/// Runs the io thread until [`Control::Shutdown`] (or the command/control senders go away).
+///
+/// `events` is the single ordered ring to the strategy; `commands` the ring from it; `control`
+/// carries [`Control`] from the main thread; `log` is this thread's log ring. Returns the stage
+/// histograms and counters. Fails only when the set-up cannot be built (bad URL, key, CA).
+pub fn run(
+    setup: IoSetup,
+    clock: TscClock,
+    events: rtrb::Producer<Event>,
+    mut commands: rtrb::Consumer<Command>,
+    control: crossbeam::channel::Receiver<Control>,
+    log: LogProducer,
+) -> anyhow::Result<IoReport> {
+    let mut io = Io::new(&setup, clock, events, log)?;
+    let mut idle = Idle::new(setup.poll);
+    let timeout = match setup.poll {
+        PollMode::Spin | PollMode::Yield => Some(Duration::ZERO),
+        PollMode::Park => setup.poll.block_for(),
+    };
+    let mut mio_events = Events::with_capacity(256);
+    let mut last_housekeeping = Instant::now();
+    let mut last_handoff = Instant::now();
+    let mut passes: u32 = 0;
+    let (canceled, left) = loop {
+        let _ = io.poll.poll(&mut mio_events, timeout);
+        io.note_events(&mio_events);
+        let now = Instant::now();
+        let mut worked = io.read_ws(now);
+        worked |= io.poll_http(now);
+        worked |= io.drain_commands(&mut commands);
+        passes = passes.wrapping_add(1);
+        // Connection upkeep and control are slow-path: not every pass.
+        if passes % 64 == 0 || !worked {
+            worked |= io.drive_ws(now);
+            if now.duration_since(last_housekeeping) >= Duration::from_millis(100) {
+                last_housekeeping = now;
+                io.housekeeping(now);
+            }
+            if let Some((out, spares)) = &setup.histograms_out {
+                if now.duration_since(last_handoff) >= setup.histograms_every {
+                    last_handoff = now;
+                    if let Ok(spare) = spares.try_recv() {
+                        let full = std::mem::replace(&mut io.out.hists, spare);
+                        if let Err(e) = out.try_send(full) {
+                            // The main thread is behind: keep counting into the same set.
+                            io.out.hists = e.into_inner();
+                        }
+                    }
+                }
+            }
+            match control.try_recv() {
+                Ok(Control::Shutdown) | Err(crossbeam::channel::TryRecvError::Disconnected) => {
+                    break io.shutdown(setup.shutdown_grace);
+                }
+                Ok(Control::DropConnection) => {
+                    if let WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } = &mut io.phase {
+                        ws.abort();
+                    }
+                    io.ws_readable = true;
+                }
+                Err(crossbeam::channel::TryRecvError::Empty) => {}
+            }
+        }
+        if worked {
+            idle.worked();
+        } else if setup.poll != PollMode::Park {
+            idle.idle();
+        }
+    };
+    // Commands that arrived during shutdown still get their answer.
+    while let Ok(cmd) = commands.pop() {
+        if let CommandBody::Place { market, client, .. } = cmd.body {
+            io.reject_local(
+                Item {
+                    market,
+                    client,
+                    order: OrderId(0),
+                },
+                RejectReason::Other,
+            );
+        }
+    }
+    let d = io.decoder.counters();
+    let presign = io.presigner.stats();
+    Ok(IoReport {
+        hists: io.out.hists.clone(),
+        counters: io.out.counters,
+        decoder: d,
+        presign,
+        pacer: io.pacer.stats(),
+        http: io.pool.stats(),
+        canceled_at_shutdown: canceled,
+        resting_after_shutdown: left,
+    })
+}

@@ -1,0 +1,318 @@
+//! The strategy thread's loop and the pieces every run shares: pinning, the live status the
+//! strategy publishes for the status line, and the hand-off of the strategy at the end.
+//!
+//! The loop is the only place the pure [`Strategy`] meets time and rings: it stamps each
+//! command with the TSC of its dequeue and decision, converts the TSC to Unix milliseconds
+//! for `now_ms` (no clock syscall), logs events and commands as fixed records, and never drops
+//! a command: a full command ring is waited on and counted.
+
+use crate::event::{Command, Event, MarketIdx};
+use crate::logger::{LogBody, LogProducer};
+use crate::metrics::{tsc, TscClock};
+use crate::poll::{Idle, PollMode};
+use crate::risk::KillReason;
+use crate::strategy::{Commands, Strategy};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Unix milliseconds from the TSC: anchored once, then a multiply per call.
+#[derive(Clone, Copy, Debug)]
+pub struct WallClock {
+    tsc0: u64,
+    unix_ns0: u64,
+    clock: TscClock,
+}
+
+impl WallClock {
+    pub fn new(clock: TscClock) -> WallClock {
+        WallClock {
+            tsc0: tsc(),
+            unix_ns0: SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+            clock,
+        }
+    }
+
+    #[inline]
+    pub fn now_ms(&self) -> u64 {
+        (self.unix_ns0 + self.clock.ticks_to_ns(tsc().wrapping_sub(self.tsc0))) / 1_000_000
+    }
+}
+
+/// Figures the strategy thread publishes a few times a second for the status line. Relaxed
+/// atomics written by one thread: no lock, and readers tolerate a torn set of fields.
+#[derive(Default, Debug)]
+pub struct LiveStatus {
+    pub pnl_micros: AtomicI64,
+    pub position_centi: AtomicI64,
+    pub gross_position_centi: AtomicI64,
+    pub fills: AtomicU64,
+    pub open_orders: AtomicU64,
+    pub events: AtomicU64,
+    pub commands: AtomicU64,
+    /// First market's model quote, 1e-4 dollars (0: none).
+    pub bid: AtomicU64,
+    pub ask: AtomicU64,
+    /// 0: armed, else a `KillReason` code + 1.
+    pub kill: AtomicU64,
+    pub command_ring_stalls: AtomicU64,
+}
+
+/// Control messages to the strategy thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrategyControl {
+    /// Trip the kill switch: cancel everything, place nothing more.
+    Kill(KillReason),
+}
+
+/// Where the loop's time goes between timer passes.
+const TIMER_EVERY: Duration = Duration::from_millis(20);
+const STATUS_EVERY: Duration = Duration::from_millis(200);
+
+/// What the strategy thread hands back when its input ring is closed.
+pub struct StrategyRun {
+    pub strategy: Strategy,
+    pub command_ring_stalls: u64,
+}
+
+/// Runs the strategy until the io thread drops the event ring, then returns the strategy.
+#[allow(clippy::too_many_arguments)]
+pub fn strategy_loop(
+    mut strategy: Strategy,
+    mut events: rtrb::Consumer<Event>,
+    mut commands: rtrb::Producer<Command>,
+    control: crossbeam::channel::Receiver<StrategyControl>,
+    mut log: LogProducer,
+    mode: PollMode,
+    clock: TscClock,
+    status: Arc<LiveStatus>,
+) -> StrategyRun {
+    let wall = WallClock::new(clock);
+    let mut out = Commands::default();
+    let mut idle = Idle::new(mode);
+    let timer_ticks = (clock.ticks_per_us * TIMER_EVERY.as_micros() as f64) as u64;
+    let status_ticks = (clock.ticks_per_us * STATUS_EVERY.as_micros() as f64) as u64;
+    let mut next_timer = tsc() + timer_ticks;
+    let mut next_status = tsc() + status_ticks;
+    let mut stalls = 0u64;
+    loop {
+        let mut worked = false;
+        while let Ok(ev) = events.pop() {
+            let dequeued = tsc();
+            worked = true;
+            strategy.on_event(&ev, wall.now_ms(), &mut out);
+            let decided = tsc();
+            log.log(LogBody::Event(ev));
+            emit(&out, &mut commands, &mut log, ev.stamp, dequeued, decided, &mut stalls);
+        }
+        let now = tsc();
+        if now >= next_timer {
+            next_timer = now + timer_ticks;
+            while let Ok(msg) = control.try_recv() {
+                match msg {
+                    StrategyControl::Kill(reason) => strategy.kill(reason, wall.now_ms(), &mut out),
+                }
+                emit(&out, &mut commands, &mut log, Default::default(), 0, 0, &mut stalls);
+            }
+            strategy.on_timer(wall.now_ms(), &mut out);
+            emit(&out, &mut commands, &mut log, Default::default(), 0, 0, &mut stalls);
+        }
+        if now >= next_status {
+            next_status = now + status_ticks;
+            publish(&strategy, &status, stalls);
+        }
+        if worked {
+            idle.worked();
+        } else if events.is_abandoned() && events.is_empty() {
+            break;
+        } else {
+            idle.idle();
+        }
+    }
+    publish(&strategy, &status, stalls);
+    StrategyRun {
+        strategy,
+        command_ring_stalls: stalls,
+    }
+}
+
+#[inline]
+fn emit(
+    out: &Commands,
+    commands: &mut rtrb::Producer<Command>,
+    log: &mut LogProducer,
+    cause: crate::event::Stamp,
+    dequeued_tsc: u64,
+    decided_tsc: u64,
+    stalls: &mut u64,
+) {
+    for note in out.notes() {
+        log.log(*note);
+    }
+    for &body in out.as_slice() {
+        let mut cmd = Command {
+            body,
+            cause,
+            dequeued_tsc,
+            decided_tsc,
+        };
+        loop {
+            match commands.push(cmd) {
+                Ok(()) => break,
+                Err(rtrb::PushError::Full(back)) => {
+                    if commands.is_abandoned() {
+                        return;
+                    }
+                    // An order command is never dropped: wait for the io thread.
+                    *stalls += 1;
+                    cmd = back;
+                    std::hint::spin_loop();
+                }
+            }
+        }
+        log.log(LogBody::Command(body));
+    }
+}
+
+fn publish(strategy: &Strategy, status: &LiveStatus, stalls: u64) {
+    let mut position = 0i64;
+    let mut gross = 0i64;
+    let mut fills = 0u64;
+    for m in 0..strategy.market_count() {
+        let a = strategy.account(m as MarketIdx);
+        position += a.position.0;
+        gross += a.position.0.abs();
+        fills += u64::from(a.fills);
+    }
+    status.pnl_micros.store(strategy.pnl().0, Ordering::Relaxed);
+    status.position_centi.store(position, Ordering::Relaxed);
+    status.gross_position_centi.store(gross, Ordering::Relaxed);
+    status.fills.store(fills, Ordering::Relaxed);
+    status.open_orders.store(strategy.orders().open_count() as u64, Ordering::Relaxed);
+    let stats = strategy.stats();
+    status.events.store(stats.events, Ordering::Relaxed);
+    status.commands.store(stats.commands, Ordering::Relaxed);
+    if strategy.market_count() > 0 {
+        let q = strategy.quote(0);
+        status.bid.store(q.bid.map_or(0, |p| u64::from(p.0)), Ordering::Relaxed);
+        status.ask.store(q.ask.map_or(0, |p| u64::from(p.0)), Ordering::Relaxed);
+    }
+    status
+        .kill
+        .store(strategy.killed().map_or(0, |k| k as u64 + 1), Ordering::Relaxed);
+    status.command_ring_stalls.store(stalls, Ordering::Relaxed);
+}
+
+/// Which cores the busy threads get, decided once at start and said out loud.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ThreadPlan {
+    pub mode: PollMode,
+    pub io_core: Option<usize>,
+    pub strategy_core: Option<usize>,
+    /// Why the plan is what it is, for the start-up banner.
+    pub reason: &'static str,
+}
+
+/// Machines with fewer cores than this run yield mode unpinned by default: two spinning
+/// threads plus the exchange, the log thread and the OS do not fit in fewer.
+pub const MIN_CORES_FOR_SPIN: usize = 4;
+
+/// Chooses poll mode and cores. Explicit choices win; otherwise spin pinned on 4+ cores
+/// (io on the second-to-last core, strategy on the last, away from core 0's interrupts) and
+/// yield unpinned below that.
+pub fn plan_threads(
+    cores: usize,
+    requested_mode: Option<PollMode>,
+    pin_io: Option<usize>,
+    pin_strategy: Option<usize>,
+    no_pin: bool,
+) -> Result<ThreadPlan, String> {
+    for (name, core) in [("--pin-io", pin_io), ("--pin-strategy", pin_strategy)] {
+        if let Some(c) = core {
+            if c >= cores {
+                return Err(format!("{name} {c}: this machine has cores 0..{} only", cores.saturating_sub(1)));
+            }
+        }
+    }
+    let small = cores < MIN_CORES_FOR_SPIN;
+    let mode = requested_mode.unwrap_or(if small { PollMode::Yield } else { PollMode::Spin });
+    if no_pin {
+        return Ok(ThreadPlan {
+            mode,
+            io_core: None,
+            strategy_core: None,
+            reason: "--no-pin",
+        });
+    }
+    if pin_io.is_some() || pin_strategy.is_some() {
+        return Ok(ThreadPlan {
+            mode,
+            io_core: pin_io,
+            strategy_core: pin_strategy,
+            reason: "pinned as requested",
+        });
+    }
+    if small {
+        return Ok(ThreadPlan {
+            mode,
+            io_core: None,
+            strategy_core: None,
+            reason: "fewer than 4 cores: unpinned, so the exchange, the log thread and the OS keep a core",
+        });
+    }
+    Ok(ThreadPlan {
+        mode,
+        io_core: Some(cores - 2),
+        strategy_core: Some(cores - 1),
+        reason: "pinned to the last two cores",
+    })
+}
+
+/// Pins the calling thread; false when the OS refused (said in the banner, not fatal).
+pub fn pin_current(core: Option<usize>) -> bool {
+    match core {
+        None => true,
+        Some(id) => core_affinity::set_for_current(core_affinity::CoreId { id }),
+    }
+}
+
+/// Every run's stop flag: set by Ctrl-C, the duration, or a fatal error.
+#[derive(Clone, Default)]
+pub struct StopFlag(Arc<AtomicBool>);
+
+impl StopFlag {
+    pub fn stop(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+    pub fn is_set(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn small_machines_yield_unpinned_and_big_ones_spin_pinned() {
+        let p = plan_threads(2, None, None, None, false).unwrap();
+        assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Yield, None, None));
+        let p = plan_threads(8, None, None, None, false).unwrap();
+        assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Spin, Some(6), Some(7)));
+        let p = plan_threads(2, Some(PollMode::Spin), Some(0), Some(1), false).unwrap();
+        assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Spin, Some(0), Some(1)));
+        let p = plan_threads(8, None, Some(2), Some(3), true).unwrap();
+        assert_eq!((p.io_core, p.strategy_core), (None, None));
+        assert!(plan_threads(2, None, Some(5), None, false).unwrap_err().contains("cores 0..1"));
+    }
+
+    #[test]
+    fn wall_clock_tracks_system_time() {
+        let clock = TscClock::calibrate(Duration::from_millis(10));
+        let wall = WallClock::new(clock);
+        std::thread::sleep(Duration::from_millis(20));
+        let sys = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let ours = wall.now_ms();
+        assert!(ours.abs_diff(sys) <= 5, "tsc wall clock {ours} vs system {sys}");
+    }
+}

@@ -1,0 +1,554 @@
+//! The strategy core: a pure state machine, `on_event(&Event, now_ms, out)`.
+//!
+//! It holds the books, the per-market model state, our orders and the risk state, and turns
+//! each event into the commands it calls for. It reads no clock (time comes in as `now_ms`),
+//! does no I/O and allocates nothing after construction, so the same code runs on the live
+//! strategy thread, against the local exchange and in replay, and is benchmarked directly.
+//!
+//! A decision for one market runs the quoting modules in the seed's priority order. V1 has
+//! one, Stoikov; V2's bailout (taker) and queue optimisation slot in ahead of it in
+//! [`Strategy::decide`], each behind its own switch in [`Modules`], and need nothing from the
+//! io side: they read the same events and write the same commands.
+
+use crate::config::{Config, Modules};
+use crate::event::{CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty, Side};
+use crate::execution::{ClientIds, Desired, ExecParams, Orders};
+use crate::ladder::MarketLadder;
+use crate::logger::LogBody;
+use crate::orderbook::{Apply, Books, Integrity};
+use crate::risk::{KillReason, Risk, RiskLimits};
+use crate::stoikov::{self, IntensityEstimator, QuoteInput, RiskTable, StoikovParams, VolEstimator};
+
+/// What the strategy knows about a market before the first event.
+#[derive(Clone, Debug)]
+pub struct MarketSetup {
+    pub ticker: String,
+    pub ladder: MarketLadder,
+    /// When the market closes, Unix ms; 0 when unknown (treated as far away).
+    pub close_ts_ms: u64,
+}
+
+/// The strategy's share of the configuration.
+#[derive(Clone, Debug)]
+pub struct StrategyConfig {
+    pub modules: Modules,
+    pub stoikov: StoikovParams,
+    pub quote_size: Qty,
+    pub vol_prior_sigma2_per_s: f64,
+    pub vol_alpha: f64,
+    pub risk: RiskLimits,
+    pub exec: ExecParams,
+    /// Makes this session's client order ids unique across sessions.
+    pub session_nonce: u64,
+}
+
+impl StrategyConfig {
+    pub fn from_config(cfg: &Config, session_nonce: u64) -> StrategyConfig {
+        let mut stoikov = cfg.stoikov;
+        stoikov.max_position = cfg.risk.max_position;
+        StrategyConfig {
+            modules: cfg.modules,
+            stoikov,
+            quote_size: cfg.quote_size,
+            vol_prior_sigma2_per_s: cfg.vol_prior_sigma2_per_s,
+            vol_alpha: cfg.vol_alpha,
+            risk: cfg.risk,
+            exec: cfg.exec,
+            session_nonce,
+        }
+    }
+}
+
+/// Most commands one event can produce: a cancel of every open order plus a resync.
+pub const MAX_COMMANDS: usize = 160;
+const MAX_NOTES: usize = 16;
+
+/// The output of one `on_event`: commands for the io thread and notes for the log, in fixed
+/// arrays reused across calls.
+pub struct Commands {
+    items: [CommandBody; MAX_COMMANDS],
+    len: usize,
+    notes: [LogBody; MAX_NOTES],
+    notes_len: usize,
+    /// Commands that did not fit (a wiring bug; counted, never silent).
+    pub overflow: u64,
+}
+
+impl Default for Commands {
+    fn default() -> Self {
+        Commands {
+            items: [CommandBody::CancelAll; MAX_COMMANDS],
+            len: 0,
+            notes: [LogBody::Note { code: 0, a: 0, b: 0 }; MAX_NOTES],
+            notes_len: 0,
+            overflow: 0,
+        }
+    }
+}
+
+impl Commands {
+    #[inline]
+    pub fn clear(&mut self) {
+        self.len = 0;
+        self.notes_len = 0;
+    }
+
+    /// Adds a command; false (and counted) when the buffer is full, so execution leaves
+    /// its order table as if the command had never been tried.
+    #[inline]
+    pub fn push(&mut self, cmd: CommandBody) -> bool {
+        if self.len < MAX_COMMANDS {
+            self.items[self.len] = cmd;
+            self.len += 1;
+            true
+        } else {
+            self.overflow += 1;
+            false
+        }
+    }
+
+    #[inline]
+    fn note(&mut self, body: LogBody) {
+        if self.notes_len < MAX_NOTES {
+            self.notes[self.notes_len] = body;
+            self.notes_len += 1;
+        }
+    }
+
+    #[inline]
+    pub fn as_slice(&self) -> &[CommandBody] {
+        &self.items[..self.len]
+    }
+
+    #[inline]
+    pub fn notes(&self) -> &[LogBody] {
+        &self.notes[..self.notes_len]
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Our account in one market, from our own fills.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MarketAccount {
+    /// Contracts: YES long positive, NO long (YES short) negative.
+    pub position: Qty,
+    /// Cash paid and received for contracts, fees included.
+    pub cash: Money,
+    pub fees: Money,
+    pub fills: u32,
+    pub volume: Qty,
+    /// The exchange's view of our position (from `market_positions` or a resync).
+    pub exchange_position: Option<Qty>,
+    /// Set when the market resolved: the payout per YES contract (0 or 1 dollar).
+    pub settled_yes: Option<bool>,
+}
+
+impl MarketAccount {
+    /// Mark-to-market value: cash plus the position at `mark` (or at the payout once resolved).
+    pub fn pnl(&self, mark: Option<Price>) -> Money {
+        let mark = match self.settled_yes {
+            Some(true) => Some(Price(10_000)),
+            Some(false) => Some(Price(0)),
+            None => mark,
+        };
+        match mark {
+            Some(p) => Money(self.cash.0 + i64::from(p.0) * self.position.0),
+            None => self.cash,
+        }
+    }
+}
+
+struct MarketState {
+    table: RiskTable,
+    vol: VolEstimator,
+    intensity: IntensityEstimator,
+    /// The `k` the risk table was last built with.
+    table_k: f64,
+    account: MarketAccount,
+    close_ts_ms: u64,
+    active: bool,
+    last_data_ms: u64,
+    mid: Option<Price>,
+    /// The last quote the model wanted, for the status line.
+    quote: stoikov::Quote,
+}
+
+/// Counters for the summary and tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StrategyStats {
+    pub events: u64,
+    pub decisions: u64,
+    pub commands: u64,
+    pub risk_blocks: u64,
+    pub resyncs: u64,
+    /// Books that went stale because they crossed (a feed or resync bug if ever above 0).
+    pub crossed_books: u64,
+    pub kills: u64,
+}
+
+pub struct Strategy {
+    cfg: StrategyConfig,
+    books: Books,
+    markets: Vec<MarketState>,
+    orders: Orders,
+    ids: ClientIds,
+    risk: Risk,
+    stats: StrategyStats,
+    /// Whether the kill switch's cancels have been sent for the current kill.
+    kill_handled: bool,
+}
+
+impl Strategy {
+    pub fn new(cfg: StrategyConfig, setups: &[MarketSetup]) -> Strategy {
+        let books = Books::new(setups.iter().map(|s| s.ladder.clone()));
+        let markets = setups
+            .iter()
+            .map(|s| MarketState {
+                table: RiskTable::new(s.ladder.ticks()),
+                vol: VolEstimator::new(cfg.vol_prior_sigma2_per_s, cfg.vol_alpha),
+                intensity: IntensityEstimator::new(cfg.stoikov.k, 0.05),
+                table_k: cfg.stoikov.k,
+                account: MarketAccount::default(),
+                close_ts_ms: s.close_ts_ms,
+                active: true,
+                last_data_ms: 0,
+                mid: None,
+                quote: stoikov::Quote {
+                    bid: None,
+                    ask: None,
+                    reservation: Price(0),
+                },
+            })
+            .collect();
+        let capacity = usize::from(cfg.risk.max_open_orders).max(8) * 2;
+        Strategy {
+            books,
+            markets,
+            orders: Orders::new(capacity, cfg.exec),
+            ids: ClientIds::new(cfg.session_nonce),
+            risk: Risk::new(cfg.risk),
+            stats: StrategyStats::default(),
+            kill_handled: false,
+            cfg,
+        }
+    }
+
+    pub fn books(&self) -> &Books {
+        &self.books
+    }
+
+    pub fn orders(&self) -> &Orders {
+        &self.orders
+    }
+
+    pub fn stats(&self) -> StrategyStats {
+        self.stats
+    }
+
+    pub fn account(&self, market: MarketIdx) -> MarketAccount {
+        self.markets[usize::from(market)].account
+    }
+
+    pub fn mid(&self, market: MarketIdx) -> Option<Price> {
+        self.markets[usize::from(market)].mid
+    }
+
+    pub fn quote(&self, market: MarketIdx) -> stoikov::Quote {
+        self.markets[usize::from(market)].quote
+    }
+
+    pub fn killed(&self) -> Option<KillReason> {
+        self.risk.killed()
+    }
+
+    pub fn market_count(&self) -> usize {
+        self.markets.len()
+    }
+
+    /// Total mark-to-market P&L across markets.
+    pub fn pnl(&self) -> Money {
+        Money(self.markets.iter().map(|m| m.account.pnl(m.mid).0).sum())
+    }
+
+    /// Trips the kill switch by hand (operator, shutdown): cancels everything, places nothing.
+    pub fn kill(&mut self, reason: KillReason, now_ms: u64, out: &mut Commands) {
+        out.clear();
+        self.risk.kill(reason, now_ms);
+        self.enforce_kill(out);
+    }
+
+    /// Handles one event. `out` is cleared first and holds the commands to send.
+    pub fn on_event(&mut self, ev: &Event, now_ms: u64, out: &mut Commands) {
+        out.clear();
+        self.stats.events += 1;
+        let was_killed = self.risk.killed().is_some();
+        if let Some(reason) = self.risk.on_event(&ev.body, now_ms) {
+            out.note(LogBody::KillSwitch { reason: reason.code() });
+        }
+        let body = &ev.body;
+        match *body {
+            EventBody::BookClear { market }
+            | EventBody::BookLevel { market, .. }
+            | EventBody::BookSnapshotEnd { market }
+            | EventBody::BookDelta { market, .. }
+            | EventBody::Stale { market } => {
+                if usize::from(market) >= self.markets.len() {
+                    return;
+                }
+                match self.books.apply(body) {
+                    Some(Apply::Delta { top_changed: true, .. }) | Some(Apply::Live) => {
+                        self.markets[usize::from(market)].last_data_ms = now_ms;
+                        self.on_top_change(market, now_ms);
+                        self.decide(market, now_ms, out);
+                    }
+                    Some(Apply::Delta { .. }) => {
+                        self.markets[usize::from(market)].last_data_ms = now_ms;
+                    }
+                    Some(Apply::Stale(why)) => {
+                        self.stats.resyncs += 1;
+                        if why == Integrity::Crossed {
+                            self.stats.crossed_books += 1;
+                        }
+                        self.markets[usize::from(market)].mid = None;
+                        // The io thread already asked for a snapshot on a feed gap; for the
+                        // book's own integrity failures only we know to ask.
+                        if why != Integrity::FeedGap {
+                            out.push(CommandBody::Resync { market });
+                        }
+                        self.decide(market, now_ms, out);
+                    }
+                    Some(Apply::Building) | Some(Apply::Dropped) | None => {}
+                }
+            }
+            EventBody::Trade { market, yes_price, .. } => {
+                if let Some(m) = self.markets.get_mut(usize::from(market)) {
+                    m.last_data_ms = now_ms;
+                    if let (true, Some(mid)) = (self.cfg.modules.k_estimator, m.mid) {
+                        m.intensity.observe(yes_price, mid);
+                    }
+                }
+            }
+            EventBody::Ticker { .. } | EventBody::Subscribed { .. } => {}
+            EventBody::Fill {
+                market, side, yes_price, qty, fee, ..
+            } => {
+                self.orders.on_event(body, now_ms);
+                if let Some(m) = self.markets.get_mut(usize::from(market)) {
+                    let a = &mut m.account;
+                    let notional = Money::notional(yes_price, qty).0;
+                    match side {
+                        Side::Bid => {
+                            a.position = Qty(a.position.0 + qty.0);
+                            a.cash = Money(a.cash.0 - notional);
+                        }
+                        Side::Ask => {
+                            a.position = Qty(a.position.0 - qty.0);
+                            a.cash = Money(a.cash.0 + notional);
+                        }
+                    }
+                    a.cash = Money(a.cash.0 - fee.0);
+                    a.fees = Money(a.fees.0 + fee.0);
+                    a.fills += 1;
+                    a.volume = Qty(a.volume.0 + qty.0);
+                    self.decide(market, now_ms, out);
+                }
+            }
+            EventBody::OrderUpdate { market, .. } | EventBody::OrderAck { market, .. } | EventBody::OrderReject { market, .. } => {
+                self.orders.on_event(body, now_ms);
+                if usize::from(market) < self.markets.len() {
+                    self.decide(market, now_ms, out);
+                }
+            }
+            EventBody::Position { market, position, .. } => {
+                if let Some(m) = self.markets.get_mut(usize::from(market)) {
+                    m.account.exchange_position = Some(position);
+                }
+            }
+            EventBody::Lifecycle { market, kind } => {
+                if let Some(m) = self.markets.get_mut(usize::from(market)) {
+                    match kind {
+                        Lifecycle::Activated => m.active = true,
+                        Lifecycle::Deactivated | Lifecycle::Closed => m.active = false,
+                        Lifecycle::Determined { yes } => {
+                            m.active = false;
+                            m.account.settled_yes = Some(yes);
+                        }
+                        Lifecycle::Settled => m.active = false,
+                    }
+                    self.decide(market, now_ms, out);
+                }
+            }
+            EventBody::WsError { .. } => {}
+            EventBody::Disconnected => {
+                // The io thread is about to list our resting orders again; orders it does not
+                // report by `Connected` are gone.
+                self.orders.begin_resync();
+                // Blind: every book is stale until the resubscribe's snapshots arrive.
+                for (i, m) in self.markets.iter_mut().enumerate() {
+                    m.mid = None;
+                    if let Some(b) = self.books.get_mut(i as MarketIdx) {
+                        b.mark_stale(Integrity::FeedGap);
+                    }
+                }
+            }
+            EventBody::Connected => {
+                self.orders.end_resync(now_ms);
+            }
+        }
+        if self.risk.killed().is_some() {
+            if !was_killed {
+                self.kill_handled = false;
+                self.stats.kills += 1;
+            }
+            self.enforce_kill(out);
+        } else {
+            self.kill_handled = false;
+        }
+        self.stats.commands += out.len() as u64;
+    }
+
+    /// Periodic work with no event behind it: stale-data checks, in-flight timeouts and the
+    /// refresh of the model's per-price tables. Call every few tens of milliseconds.
+    pub fn on_timer(&mut self, now_ms: u64, out: &mut Commands) {
+        out.clear();
+        let newest_data = self.markets.iter().map(|m| m.last_data_ms).max().unwrap_or(0);
+        let quoting = self.orders.open_count() > 0;
+        let was_killed = self.risk.killed().is_some();
+        if let Some(reason) = self.risk.on_clock(now_ms, newest_data, quoting) {
+            out.note(LogBody::KillSwitch { reason: reason.code() });
+        }
+        for i in 0..self.markets.len() {
+            let market = i as MarketIdx;
+            let m = &mut self.markets[i];
+            let sigma2 = if self.cfg.modules.vol_estimator {
+                m.vol.sigma2_per_s()
+            } else {
+                self.cfg.vol_prior_sigma2_per_s
+            };
+            let tau = seconds_to(m.close_ts_ms, now_ms);
+            let k = if self.cfg.modules.k_estimator {
+                m.intensity.k(self.cfg.stoikov.k)
+            } else {
+                self.cfg.stoikov.k
+            };
+            let k_moved = (k - m.table_k).abs() > 0.1 * m.table_k;
+            if k_moved || m.table.is_stale(&self.cfg.stoikov, sigma2, tau) {
+                let params = StoikovParams { k, ..self.cfg.stoikov };
+                let ladder = self.books[market].ladder().ticks();
+                m.table.refresh(ladder, &params, sigma2, tau);
+                m.table_k = k;
+            }
+            self.decide(market, now_ms, out);
+        }
+        if self.risk.killed().is_some() {
+            if !was_killed {
+                self.kill_handled = false;
+                self.stats.kills += 1;
+            }
+            self.enforce_kill(out);
+        }
+        self.stats.commands += out.len() as u64;
+    }
+
+    fn on_top_change(&mut self, market: MarketIdx, now_ms: u64) {
+        let book = &self.books[market];
+        let m = &mut self.markets[usize::from(market)];
+        let (Some(bid), Some(ask)) = (book.best_tick(Side::Bid), book.best_tick(Side::Ask)) else {
+            m.mid = None;
+            return;
+        };
+        let ladder = book.ladder();
+        let mid = Price((ladder.price(bid).0 + ladder.price(ask).0) / 2);
+        if m.mid != Some(mid) {
+            m.mid = Some(mid);
+            if self.cfg.modules.vol_estimator {
+                // The logit of the mid, between the two ticks' table values.
+                let x = (ladder.logit(bid).0 + ladder.logit(ask).0) / crate::ladder::Fx::from_num(2);
+                m.vol.observe(x, now_ms);
+            }
+        }
+    }
+
+    /// One market's decision: what it should quote, within risk, turned into commands.
+    fn decide(&mut self, market: MarketIdx, now_ms: u64, out: &mut Commands) {
+        if self.risk.killed().is_some() {
+            return;
+        }
+        self.stats.decisions += 1;
+        let i = usize::from(market);
+        let book = &self.books[market];
+        let m = &mut self.markets[i];
+        // V2's bailout (taker) and queue optimisation run here, ahead of Stoikov, and may
+        // decide the market on their own.
+        let mut desired = Desired::default();
+        if m.table.is_unset() {
+            let sigma2 = self.cfg.vol_prior_sigma2_per_s;
+            m.table.refresh(book.ladder().ticks(), &self.cfg.stoikov, sigma2, seconds_to(m.close_ts_ms, now_ms));
+        }
+        if self.cfg.modules.stoikov && m.active && book.is_live() {
+            if let Some(fair) = m.mid {
+                let q = stoikov::quote(
+                    book.ladder().ticks(),
+                    &m.table,
+                    &self.cfg.stoikov,
+                    &QuoteInput {
+                        fair,
+                        position: m.account.position,
+                        best_bid: book.best_bid(),
+                        best_ask: book.best_ask(),
+                    },
+                );
+                m.quote = q;
+                desired.bid = q.bid.map(|p| (p, self.cfg.quote_size));
+                desired.ask = q.ask.map(|p| (p, self.cfg.quote_size));
+            }
+        }
+        let exposure = self.orders.exposure(market);
+        let position = m.account.position;
+        let desired = self.risk.clamp(desired, position, exposure);
+        let reference = m.mid;
+        let ladder = book.ladder();
+        let risk = &mut self.risk;
+        let mut open = self.orders.open_count();
+        let stats = &mut self.stats;
+        self.orders
+            .reconcile(market, desired, ladder, now_ms, &mut self.ids, &mut |cmd| match risk.check(&cmd, reference, ladder, position, exposure, open) {
+                Ok(()) => {
+                    if matches!(cmd, CommandBody::Place { .. }) {
+                        open += 1;
+                    }
+                    out.push(cmd)
+                }
+                Err(block) => {
+                    stats.risk_blocks += 1;
+                    out.note(LogBody::RiskBlock {
+                        market,
+                        reason: block.code(),
+                    });
+                    false
+                }
+            });
+    }
+
+    fn enforce_kill(&mut self, out: &mut Commands) {
+        if self.kill_handled && self.orders.open_count() == 0 {
+            return;
+        }
+        self.orders.cancel_all(None, &mut |cmd| out.push(cmd));
+        self.kill_handled = true;
+    }
+}
+
+fn seconds_to(close_ts_ms: u64, now_ms: u64) -> f64 {
+    if close_ts_ms == 0 {
+        return f64::INFINITY;
+    }
+    close_ts_ms.saturating_sub(now_ms) as f64 / 1000.0
+}
