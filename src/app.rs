@@ -167,7 +167,10 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     for t in &tickers {
         let m = venue::fetch_market(&mut rest, t, DEFAULT_FEES).with_context(|| format!("fetching market {t}"))?;
         if m.status != "open" && m.status != "active" {
-            eprintln!("kmm: warning: market {t} is {:?}: it will be followed but not quoted until it opens", m.status);
+            eprintln!(
+                "kmm: warning: market {t} is {:?}: it will be followed but not quoted until it opens",
+                m.status
+            );
         }
         setups.push(MarketSetup {
             ticker: m.ticker,
@@ -187,7 +190,8 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
         setups.len(),
         tickers.join(", "),
         banner,
-        cfg.run_for().map_or("until Ctrl-C".to_string(), |d| format!("{}s", d.as_secs_f64()))
+        cfg.run_for()
+            .map_or("until Ctrl-C".to_string(), |d| format!("{}s", d.as_secs_f64()))
     );
 
     let log_cfg = LogConfig::new(&cfg.log_dir);
@@ -221,7 +225,16 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     let mode = plan.mode;
     let strategy_thread = std::thread::Builder::new().name("kmm-strategy".into()).spawn(move || {
         runtime::pin_current(strategy_core);
-        runtime::strategy_loop(strategy, event_rx, command_tx, strategy_control_rx, strategy_log, mode, clock, strategy_status)
+        runtime::strategy_loop(
+            strategy,
+            event_rx,
+            command_tx,
+            strategy_control_rx,
+            strategy_log,
+            mode,
+            clock,
+            strategy_status,
+        )
     })?;
 
     // --- while running: status line and latency intervals
@@ -282,7 +295,9 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     }
     io_control_tx.send(Control::Shutdown).ok();
     let io_result = io_thread.join().map_err(|_| anyhow::anyhow!("the io thread panicked"))?;
-    let StrategyRun { strategy, .. } = strategy_thread.join().map_err(|_| anyhow::anyhow!("the strategy thread panicked"))?;
+    let StrategyRun { strategy, .. } = strategy_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the strategy thread panicked"))?;
     let io_report = io_result.context("io thread")?;
     while let Ok(h) = hist_rx.try_recv() {
         window.add(&h);
@@ -304,7 +319,11 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     let mut all_match = true;
     for (i, ticker) in tickers.iter().enumerate() {
         let a = strategy.account(i as MarketIdx);
-        let exch = exchange_positions.iter().find(|p| &p.ticker == ticker).map(|p| p.position).unwrap_or(Qty(0));
+        let exch = exchange_positions
+            .iter()
+            .find(|p| &p.ticker == ticker)
+            .map(|p| p.position)
+            .unwrap_or(Qty(0));
         let matches = exch == a.position;
         all_match &= matches;
         fills += u64::from(a.fills);
@@ -388,7 +407,9 @@ fn describe_plan(plan: &ThreadPlan, cores: usize) -> String {
 }
 
 fn session_nonce() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     // Low bits of time and pid, mixed: unique enough that two sessions never share ids.
     let mut x = t ^ (u64::from(std::process::id()) << 40);
     x ^= x >> 33;
@@ -399,7 +420,13 @@ fn session_nonce() -> u64 {
 
 fn status_line(s: &LiveStatus, hist: &StageHistograms, elapsed: Duration) -> String {
     let t2o = Summary::of(hist.get(Stage::TickToOrder));
-    let px = |v: u64| if v == 0 { "-".to_string() } else { crate::event::Price(v as u32).dollars() };
+    let px = |v: u64| {
+        if v == 0 {
+            "-".to_string()
+        } else {
+            crate::event::Price(v as u32).dollars()
+        }
+    };
     let kill = match s.kill.load(Ordering::Relaxed) {
         0 => String::new(),
         _ => " | KILL SWITCH".to_string(),
@@ -430,9 +457,17 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
     writeln!(out, "\n== kmm session summary ==")?;
     writeln!(out, "venue      {} ({})", s.venue, s.rest_url)?;
     writeln!(out, "threads    {}", s.threads)?;
-    writeln!(out, "ran        {:.1}s, {} events, {} commands, {} risk blocks", s.seconds, s.events, s.commands, s.risk_blocks)?;
+    writeln!(
+        out,
+        "ran        {:.1}s, {} events, {} commands, {} risk blocks",
+        s.seconds, s.events, s.commands, s.risk_blocks
+    )?;
     writeln!(out, "P&L        {} (marked to mid), {} fills", s.pnl, s.fills)?;
-    writeln!(out, "{:<28} {:>10} {:>10} {:>6} {:>9} {:>10} {:>10}", "market", "position", "exchange", "fills", "volume", "fees", "P&L")?;
+    writeln!(
+        out,
+        "{:<28} {:>10} {:>10} {:>6} {:>9} {:>10} {:>10}",
+        "market", "position", "exchange", "fills", "volume", "fees", "P&L"
+    )?;
     for m in &s.markets {
         writeln!(
             out,
@@ -450,7 +485,11 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
     writeln!(
         out,
         "positions  {} | orders left open at the exchange: {}",
-        if s.positions_match { "match the exchange" } else { "DO NOT match the exchange" },
+        if s.positions_match {
+            "match the exchange"
+        } else {
+            "DO NOT match the exchange"
+        },
         s.open_orders_at_exchange
     )?;
     if let Some(k) = &s.kill_switch {
@@ -473,8 +512,19 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
             l.max_ns as f64 / 1e3
         )?;
     }
-    writeln!(out, "logs       {} | events {} | fills {}", s.paths.log.display(), s.paths.events.display(), s.paths.fills.display())?;
-    writeln!(out, "histograms {} (kmm latency-report {})", s.paths.hdr.display(), s.paths.hdr.display())?;
+    writeln!(
+        out,
+        "logs       {} | events {} | fills {}",
+        s.paths.log.display(),
+        s.paths.events.display(),
+        s.paths.fills.display()
+    )?;
+    writeln!(
+        out,
+        "histograms {} (kmm latency-report {})",
+        s.paths.hdr.display(),
+        s.paths.hdr.display()
+    )?;
     if let Some(p) = &s.paths.summary_json {
         writeln!(out, "summary    {}", p.display())?;
     }
@@ -483,4 +533,3 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
     }
     Ok(())
 }
-

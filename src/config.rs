@@ -242,7 +242,11 @@ impl Decimal {
 /// `kmm [run] [OPTIONS]`: trade. With no venue configured, starts the local Kalshi exchange
 /// in-process and trades against it.
 #[derive(Parser, Debug, Default, Clone)]
-#[command(name = "kmm", version, about = "Low-latency hybrid maker/taker market maker for Kalshi binary contracts")]
+#[command(
+    name = "kmm",
+    version,
+    about = "Low-latency hybrid maker/taker market maker for Kalshi binary contracts"
+)]
 pub struct RunArgs {
     /// TOML configuration (see config/kmm.toml); flags override it.
     #[arg(long)]
@@ -411,7 +415,12 @@ impl Default for Config {
                 vol_estimator: true,
                 k_estimator: false,
             },
-            stoikov: StoikovParams::default(),
+            // k = 300 per dollar puts the liquidity half-spread at a third of a cent, so on a
+            // one-cent market the quotes join the touch rather than sit a tick behind it.
+            stoikov: StoikovParams {
+                k: 300.0,
+                ..StoikovParams::default()
+            },
             quote_size: Qty::from_contracts(5),
             vol_prior_sigma2_per_s: 0.0004,
             vol_alpha: 0.05,
@@ -437,7 +446,8 @@ impl Config {
         let mut cfg = Config::default();
         if let Some(path) = &args.config {
             let text = std::fs::read_to_string(path).with_context(|| format!("reading config file {}", path.display()))?;
-            cfg.apply_file(&text).with_context(|| format!("in config file {}", path.display()))?;
+            cfg.apply_file(&text)
+                .with_context(|| format!("in config file {}", path.display()))?;
         }
         cfg.apply_flags(args)?;
         cfg.validate()?;
@@ -685,7 +695,10 @@ impl Config {
                     );
                 }
                 if self.info_file.is_some() {
-                    bail!("--info-file names a local exchange; it cannot be used with --venue {}", self.venue.name());
+                    bail!(
+                        "--info-file names a local exchange; it cannot be used with --venue {}",
+                        self.venue.name()
+                    );
                 }
             }
         }
@@ -763,11 +776,13 @@ mod tests {
     #[test]
     fn flags_override_the_file_and_module_switches_take_the_last_word() {
         let mut cfg = Config::default();
-        cfg.apply_file("[stoikov]\ngamma = 0.2\nquote_size = \"2.50\"\n[modules]\nstoikov = false\n").unwrap();
+        cfg.apply_file("[stoikov]\ngamma = 0.2\nquote_size = \"2.50\"\n[modules]\nstoikov = false\n")
+            .unwrap();
         assert_eq!(cfg.stoikov.gamma, 0.2);
         assert_eq!(cfg.quote_size, Qty(250));
         assert!(!cfg.modules.stoikov);
-        cfg.apply_flags(&args(&["--gamma", "0.1", "--stoikov", "--no-vol-estimator", "--quote-size", "3"])).unwrap();
+        cfg.apply_flags(&args(&["--gamma", "0.1", "--stoikov", "--no-vol-estimator", "--quote-size", "3"]))
+            .unwrap();
         assert_eq!(cfg.stoikov.gamma, 0.1);
         assert!(cfg.modules.stoikov);
         assert!(!cfg.modules.vol_estimator);

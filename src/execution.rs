@@ -49,6 +49,10 @@ use crate::event::{ClientRef, CommandBody, EventBody, MarketIdx, OrderId, OrderS
 use crate::ladder::MarketLadder;
 use std::fmt;
 
+/// A rate-limited side waits this many reject back-offs (a second with the defaults: the
+/// tier's write bucket refills over a second or two).
+const RATE_LIMITED_BACKOFF_FACTOR: u64 = 10;
+
 /// Execution tuning; see the module docs for how each one is used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ExecParams {
@@ -236,6 +240,8 @@ pub struct Order {
     /// What may have filled of an order that vanished (a request answered "not found") until
     /// its final update says how it ended: its fills may still be on their way.
     in_doubt: Qty,
+    /// A cancel refused by pacing is not sent again before this time.
+    retry_after_ms: u64,
 }
 
 const EMPTY: Order = Order {
@@ -256,6 +262,7 @@ const EMPTY: Order = Order {
     unconfirmed: false,
     amended_from: (Price(0), Qty(0)),
     in_doubt: Qty(0),
+    retry_after_ms: 0,
 };
 
 impl Order {
@@ -752,6 +759,13 @@ impl Orders {
         let o = &mut self.slots[i];
         let (market, side) = (o.market, o.side);
         let gone = reason == RejectReason::NotFound;
+        // Pacing refused the request: retrying after the usual back-off would only be refused
+        // again, so the side waits for the bucket to refill.
+        let backoff = if reason == RejectReason::RateLimited {
+            self.params.reject_backoff_ms.saturating_mul(RATE_LIMITED_BACKOFF_FACTOR)
+        } else {
+            self.params.reject_backoff_ms
+        };
         match o.state {
             OrderState::Done => return,
             OrderState::PendingNew => {
@@ -761,7 +775,7 @@ impl Orders {
                 } else {
                     o.finish(true);
                 }
-                self.hold(market, side, now_ms);
+                self.hold_for(market, side, now_ms, backoff);
             }
             OrderState::PendingAmend { .. } | OrderState::PendingDecrease { .. } => {
                 if gone {
@@ -769,14 +783,18 @@ impl Orders {
                 } else {
                     o.state = OrderState::Live;
                 }
-                self.hold(market, side, now_ms);
+                self.hold_for(market, side, now_ms, backoff);
             }
             OrderState::PendingCancel | OrderState::Live => {
                 if gone {
                     o.vanish();
                 } else if o.state == OrderState::PendingCancel {
-                    // Retried on the next reconcile or cancel_all.
+                    // Retried on the next reconcile or cancel_all; a paced cancel after the
+                    // back-off, or it would be refused again at event rate.
                     o.state = OrderState::Live;
+                    if reason == RejectReason::RateLimited {
+                        o.retry_after_ms = now_ms.saturating_add(backoff);
+                    }
                 }
             }
         }
@@ -957,6 +975,7 @@ impl Orders {
             unconfirmed: false,
             amended_from: (Price(0), Qty(0)),
             in_doubt: Qty(0),
+            retry_after_ms: 0,
         };
         self.open_slot(i);
         self.stats.adopted += 1;
@@ -1293,6 +1312,7 @@ impl Orders {
             unconfirmed: false,
             amended_from: (Price(0), Qty(0)),
             in_doubt: Qty(0),
+            retry_after_ms: 0,
         };
         self.open_slot(i);
         self.stats.placed += 1;
@@ -1356,6 +1376,9 @@ impl Orders {
     fn send_cancel(&mut self, i: usize, now_ms: u64, sink: &mut impl FnMut(CommandBody) -> bool) -> bool {
         let o = &self.slots[i];
         let Some(order) = o.order else { return false };
+        if now_ms < o.retry_after_ms {
+            return false;
+        }
         let cmd = CommandBody::Cancel {
             market: o.market,
             client: o.client,
@@ -1426,8 +1449,8 @@ impl Orders {
         }
     }
 
-    fn hold(&mut self, market: MarketIdx, side: Side, now_ms: u64) {
-        let until = now_ms.saturating_add(self.params.reject_backoff_ms);
+    fn hold_for(&mut self, market: MarketIdx, side: Side, now_ms: u64, ms: u64) {
+        let until = now_ms.saturating_add(ms);
         self.holds.retain(|&(_, _, t)| t > now_ms);
         if let Some(h) = self.holds.iter_mut().find(|h| h.0 == market && h.1 == side) {
             h.2 = until;

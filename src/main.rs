@@ -12,7 +12,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
-#[command(name = "kmm latency-report", about = "Percentiles and a PNG percentile plot of an HdrHistogram interval log")]
+#[command(
+    name = "kmm latency-report",
+    about = "Percentiles and a PNG percentile plot of an HdrHistogram interval log"
+)]
 struct ReportArgs {
     /// The interval log (kmm writes target/kmm-run/latency.hlog by default).
     file: PathBuf,

@@ -21,8 +21,9 @@
 //! - `RejectStorm`, `Manual`, `Shutdown`: never by themselves; an operator calls [`Risk::clear`].
 //!
 //! Rejects that count toward a storm: every [`RejectReason`] except `PostOnlyCross` (the book
-//! moved under a passive order, routine in a fast market) and `NotFound` (a cancel racing a
-//! fill). `WsError`s do not count: they concern subscriptions, which the io thread retries.
+//! moved under a passive order, routine in a fast market), `NotFound` (a cancel racing a
+//! fill) and `RateLimited` (pacing's business: the io thread's token bucket and execution's
+//! longer back-off slow the requests down; killing the quotes would not). `WsError`s do not count: they concern subscriptions, which the io thread retries.
 
 use crate::event::{CommandBody, EventBody, Price, Qty, RejectReason, Side};
 use crate::execution::{Desired, Exposure};
@@ -228,7 +229,10 @@ impl RiskBlock {
 /// Whether a reject counts toward a reject storm (see the module docs).
 #[inline]
 pub fn counts_as_error(reason: RejectReason) -> bool {
-    !matches!(reason, RejectReason::PostOnlyCross | RejectReason::NotFound)
+    !matches!(
+        reason,
+        RejectReason::PostOnlyCross | RejectReason::NotFound | RejectReason::RateLimited
+    )
 }
 
 /// Risk state: limits, the kill switch and the recent rejects.
@@ -442,6 +446,16 @@ impl Risk {
             q = q.div_euclid(100) * 100;
         }
         (q > 0).then_some((price, Qty(q)))
+    }
+
+    /// Whether `price` is within `price_band_ticks` of `reference`: the strategy drops a side
+    /// outside the band before diffing, so [`Risk::check`] stays a last resort rather than a
+    /// filter that refuses the same amend on every event.
+    pub fn within_band(&self, price: Price, reference: Price, ladder: &MarketLadder) -> bool {
+        match ladder.tick(price) {
+            Some(at) => ticks_from(ladder, usize::from(at.0), reference) <= usize::from(self.limits.price_band_ticks),
+            None => false,
+        }
     }
 
     /// The final gate for one command. `reference` is the price the band is measured from

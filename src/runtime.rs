@@ -102,8 +102,9 @@ pub fn strategy_loop(
             worked = true;
             strategy.on_event(&ev, wall.now_ms(), &mut out);
             let decided = tsc();
-            log.log(LogBody::Event(ev));
             emit(&out, &mut commands, &mut log, ev.stamp, dequeued, decided, &mut stalls);
+            // Logged after the commands are out: the record costs the order path nothing.
+            log.log(LogBody::Event(ev));
         }
         let now = tsc();
         if now >= next_timer {
@@ -197,9 +198,7 @@ fn publish(strategy: &Strategy, status: &LiveStatus, stalls: u64) {
         status.bid.store(q.bid.map_or(0, |p| u64::from(p.0)), Ordering::Relaxed);
         status.ask.store(q.ask.map_or(0, |p| u64::from(p.0)), Ordering::Relaxed);
     }
-    status
-        .kill
-        .store(strategy.killed().map_or(0, |k| k as u64 + 1), Ordering::Relaxed);
+    status.kill.store(strategy.killed().map_or(0, |k| k as u64 + 1), Ordering::Relaxed);
     status.command_ring_stalls.store(stalls, Ordering::Relaxed);
 }
 

@@ -337,7 +337,12 @@ impl Strategy {
             }
             EventBody::Ticker { .. } | EventBody::Subscribed { .. } => {}
             EventBody::Fill {
-                market, side, yes_price, qty, fee, ..
+                market,
+                side,
+                yes_price,
+                qty,
+                fee,
+                ..
             } => {
                 self.orders.on_event(body, now_ms);
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
@@ -490,7 +495,8 @@ impl Strategy {
         let mut desired = Desired::default();
         if m.table.is_unset() {
             let sigma2 = self.cfg.vol_prior_sigma2_per_s;
-            m.table.refresh(book.ladder().ticks(), &self.cfg.stoikov, sigma2, seconds_to(m.close_ts_ms, now_ms));
+            m.table
+                .refresh(book.ladder().ticks(), &self.cfg.stoikov, sigma2, seconds_to(m.close_ts_ms, now_ms));
         }
         if self.cfg.modules.stoikov && m.active && book.is_live() {
             if let Some(fair) = m.mid {
@@ -506,8 +512,11 @@ impl Strategy {
                     },
                 );
                 m.quote = q;
-                desired.bid = q.bid.map(|p| (p, self.cfg.quote_size));
-                desired.ask = q.ask.map(|p| (p, self.cfg.quote_size));
+                // A side the model pushes outside the risk band is pulled, not left resting
+                // at its old price behind a refused amend.
+                let in_band = |p: &Price| self.risk.within_band(*p, fair, book.ladder());
+                desired.bid = q.bid.filter(in_band).map(|p| (p, self.cfg.quote_size));
+                desired.ask = q.ask.filter(in_band).map(|p| (p, self.cfg.quote_size));
             }
         }
         let exposure = self.orders.exposure(market);
@@ -519,7 +528,9 @@ impl Strategy {
         let mut open = self.orders.open_count();
         let stats = &mut self.stats;
         self.orders
-            .reconcile(market, desired, ladder, now_ms, &mut self.ids, &mut |cmd| match risk.check(&cmd, reference, ladder, position, exposure, open) {
+            .reconcile(market, desired, ladder, now_ms, &mut self.ids, &mut |cmd| match risk
+                .check(&cmd, reference, ladder, position, exposure, open)
+            {
                 Ok(()) => {
                     if matches!(cmd, CommandBody::Place { .. }) {
                         open += 1;

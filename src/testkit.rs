@@ -21,14 +21,14 @@ impl Rng {
     pub fn new(seed: u64) -> Rng {
         Rng(seed.max(1))
     }
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -339,14 +339,13 @@ impl MiniVenue {
                 self.ack(&r, OrderStatus::Resting);
                 self.maybe_fill(self.resting.len() - 1);
             }
-            CommandBody::Cancel { order, .. } => match self.find(order) {
-                Some(i) => {
+            CommandBody::Cancel { order, .. } => {
+                if let Some(i) = self.find(order) {
                     let mut r = self.resting.swap_remove(i);
                     r.remaining = Qty(0);
                     self.ack(&r, OrderStatus::Canceled);
                 }
-                None => {}
-            },
+            }
             CommandBody::Amend { order, price, total, .. } => {
                 if let Some(i) = self.find(order) {
                     let r = &mut self.resting[i];

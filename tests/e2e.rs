@@ -44,7 +44,11 @@ fn config(dir: &Path, scenario: PathBuf, seconds: u64) -> Config {
 }
 
 fn journaled_fills(path: &Path) -> usize {
-    std::fs::read_to_string(path).unwrap().lines().filter(|l| !l.trim().is_empty()).count()
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
 }
 
 #[test]
@@ -64,11 +68,22 @@ kind = "drop_ws"
     cfg.validate().unwrap();
     let summary = kmm::app::run(cfg).expect("session runs");
 
-    assert_eq!(summary.open_orders_at_exchange, 0, "shutdown must leave no order open: {summary:#?}");
-    assert!(summary.positions_match, "our positions must equal the exchange's: {:#?}", summary.markets);
+    assert_eq!(
+        summary.open_orders_at_exchange, 0,
+        "shutdown must leave no order open: {summary:#?}"
+    );
+    assert!(
+        summary.positions_match,
+        "our positions must equal the exchange's: {:#?}",
+        summary.markets
+    );
     assert!(summary.commands > 0, "the engine must have quoted");
     assert!(summary.io.gaps >= 1, "the injected seq gap was not seen: {:#?}", summary.io);
-    assert!(summary.io.reconnects >= 1, "the dropped connection was not reconnected: {:#?}", summary.io);
+    assert!(
+        summary.io.reconnects >= 1,
+        "the dropped connection was not reconnected: {:#?}",
+        summary.io
+    );
     assert_eq!(summary.crossed_books, 0, "a book crossed");
     assert!(summary.fills > 0, "no fill in a thin market in 28 s: {summary:#?}");
     assert_eq!(

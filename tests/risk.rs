@@ -255,10 +255,11 @@ fn gate_judges_amends_by_what_they_add() {
 #[test]
 fn reject_storm_trips_and_stays_until_cleared() {
     let mut risk = Risk::new(limits());
-    // Benign rejects do not count; spread-out ones do not trip.
+    // Benign rejects do not count (pacing handles rate limits); spread-out ones do not trip.
     for t in 0..10 {
         assert_eq!(risk.on_event(&reject(RejectReason::PostOnlyCross), t), None);
         assert_eq!(risk.on_event(&reject(RejectReason::NotFound), t), None);
+        assert_eq!(risk.on_event(&reject(RejectReason::RateLimited), t), None);
     }
     assert_eq!(risk.on_event(&reject(RejectReason::ServerError), 0), None);
     assert_eq!(risk.on_event(&reject(RejectReason::ServerError), 600), None);
@@ -268,7 +269,7 @@ fn reject_storm_trips_and_stays_until_cleared() {
         "3 in 1200 ms > window"
     );
     assert_eq!(
-        risk.on_event(&reject(RejectReason::RateLimited), 1_300),
+        risk.on_event(&reject(RejectReason::InsufficientBalance), 1_300),
         Some(KillReason::RejectStorm)
     );
     assert_eq!(risk.killed(), Some(KillReason::RejectStorm));

@@ -53,7 +53,29 @@ pub enum BucketKind {
 pub const DEFAULT_COST: u32 = 10;
 pub const CHEAP_COST: u32 = 2;
 
+/// Share of the write bucket that creates and amends may not use: kept for cancels and
+/// decreases, which take risk off and must not wait behind a quoting burst.
+pub const CANCEL_RESERVE_PCT: u32 = 20;
+
 impl RequestKind {
+    /// Cancels and decreases only ever take risk off.
+    pub fn reduces_risk(self) -> bool {
+        matches!(
+            self,
+            RequestKind::Cancel | RequestKind::BatchCancel | RequestKind::CancelAll | RequestKind::Decrease
+        )
+    }
+
+    /// The share of its bucket this kind must leave behind: [`CANCEL_RESERVE_PCT`] for writes
+    /// that add risk, nothing for cancels, decreases and reads.
+    pub fn reserve_pct(self) -> u32 {
+        if self.bucket() == BucketKind::Write && !self.reduces_risk() {
+            CANCEL_RESERVE_PCT
+        } else {
+            0
+        }
+    }
+
     pub fn bucket(self) -> BucketKind {
         match self {
             RequestKind::ReadOrder | RequestKind::Read => BucketKind::Read,
@@ -217,7 +239,9 @@ impl Bucket {
         self.level = self.level.saturating_add(added).min(self.cap());
     }
 
-    fn try_take(&mut self, tokens: u32, now_ms: u64, cfg: &PacerConfig) -> bool {
+    /// `reserve_pct` of the bucket must be left after the take (0 for requests that reduce
+    /// risk, so cancels still go out when quoting has used the bucket up).
+    fn try_take(&mut self, tokens: u32, reserve_pct: u32, now_ms: u64, cfg: &PacerConfig) -> bool {
         if self.unlimited {
             return true;
         }
@@ -225,8 +249,9 @@ impl Bucket {
             return false;
         }
         self.refill(now_ms, cfg);
-        let need = i64::from(tokens) * 1000;
+        let need = i64::from(tokens) * 1000 + self.cap() * i64::from(reserve_pct) / 100;
         if self.level >= need {
+            let need = i64::from(tokens) * 1000;
             self.level -= need;
             true
         } else {
@@ -235,13 +260,13 @@ impl Bucket {
     }
 
     /// Milliseconds until `tokens` would fit (0: now; `u64::MAX`: never, it exceeds capacity).
-    fn ready_in(&mut self, tokens: u32, now_ms: u64, cfg: &PacerConfig) -> u64 {
+    fn ready_in(&mut self, tokens: u32, reserve_pct: u32, now_ms: u64, cfg: &PacerConfig) -> u64 {
         if self.unlimited {
             return 0;
         }
         let pause = self.paused_until_ms.saturating_sub(now_ms);
         self.refill(now_ms, cfg);
-        let need = i64::from(tokens) * 1000;
+        let need = i64::from(tokens) * 1000 + self.cap() * i64::from(reserve_pct) / 100;
         if need > self.cap() || self.rate() == 0 {
             return u64::MAX;
         }
@@ -309,7 +334,9 @@ impl Pacer {
     #[inline]
     pub fn try_acquire(&mut self, kind: RequestKind, n_orders: usize, now_ms: u64) -> bool {
         let cfg = self.cfg;
-        let ok = self.bucket(kind.bucket()).try_take(kind.cost(n_orders), now_ms, &cfg);
+        let ok = self
+            .bucket(kind.bucket())
+            .try_take(kind.cost(n_orders), kind.reserve_pct(), now_ms, &cfg);
         if ok {
             self.stats.granted += 1;
         } else {
@@ -322,7 +349,8 @@ impl Pacer {
     /// bigger than the bucket: split it).
     pub fn ready_in_ms(&mut self, kind: RequestKind, n_orders: usize, now_ms: u64) -> u64 {
         let cfg = self.cfg;
-        self.bucket(kind.bucket()).ready_in(kind.cost(n_orders), now_ms, &cfg)
+        self.bucket(kind.bucket())
+            .ready_in(kind.cost(n_orders), kind.reserve_pct(), now_ms, &cfg)
     }
 
     /// The exchange answered 429 to a request of `kind`: pause its bucket for `retry_after_ms`
@@ -452,30 +480,42 @@ mod tests {
     #[test]
     fn write_bucket_drains_and_refills() {
         let mut p = basic(1000);
-        for _ in 0..10 {
+        // Creates may not touch the last 20% (20 tokens): eight of them, not ten.
+        for _ in 0..8 {
             assert!(p.try_acquire(RequestKind::Create, 1, 1000));
         }
         assert!(!p.try_acquire(RequestKind::Create, 1, 1000));
-        // Reads are a separate bucket.
+        // The reserve is for cancels: ten of them at 2 tokens.
+        for _ in 0..10 {
+            assert!(p.try_acquire(RequestKind::Cancel, 1, 1000));
+        }
+        assert!(!p.try_acquire(RequestKind::Cancel, 1, 1000));
+        // Reads are a separate bucket, with no reserve.
         assert!(p.try_acquire(RequestKind::Read, 1, 1000));
-        // 100 tokens/s: 10 tokens take 100 ms; a cancel (2) fits after 20 ms.
+        // 100 tokens/s: a cancel (2) fits after 20 ms.
         assert!(!p.try_acquire(RequestKind::Cancel, 1, 1019));
         assert!(p.try_acquire(RequestKind::Cancel, 1, 1020));
-        assert_eq!(p.ready_in_ms(RequestKind::Create, 1, 1020), 100);
-        assert!(p.try_acquire(RequestKind::Create, 1, 1120));
+        // A create needs its 10 tokens above the 20-token reserve: 300 ms from empty.
+        assert_eq!(p.ready_in_ms(RequestKind::Create, 1, 1020), 300);
+        assert_eq!(p.ready_in_ms(RequestKind::Decrease, 1, 1020), 20);
+        assert!(!p.try_acquire(RequestKind::Create, 1, 1319));
+        assert!(p.try_acquire(RequestKind::Create, 1, 1320));
         // Refill stops at capacity.
         assert_eq!(p.tokens(BucketKind::Write, 100_000), 100);
         let s = p.stats();
-        assert_eq!((s.granted, s.refused), (13, 2));
+        assert_eq!((s.granted, s.refused), (21, 4));
     }
 
     #[test]
     fn a_batch_must_fit_whole() {
         let mut p = basic(0);
-        assert_eq!(p.ready_in_ms(RequestKind::BatchCreate, 11, 0), u64::MAX);
-        assert!(!p.try_acquire(RequestKind::BatchCreate, 11, 0));
+        // 9 creates are 90 tokens: with the 20-token reserve they never fit a 100-token bucket.
+        assert_eq!(p.ready_in_ms(RequestKind::BatchCreate, 9, 0), u64::MAX);
+        assert!(!p.try_acquire(RequestKind::BatchCreate, 9, 0));
         assert_eq!(p.tokens(BucketKind::Write, 0), 100);
-        assert!(p.try_acquire(RequestKind::BatchCreate, 10, 0));
+        assert!(p.try_acquire(RequestKind::BatchCreate, 8, 0));
+        assert!(!p.try_acquire(RequestKind::BatchCancel, 11, 0));
+        assert!(p.try_acquire(RequestKind::BatchCancel, 10, 0));
         assert!(!p.try_acquire(RequestKind::BatchCancel, 1, 0));
         assert!(p.try_acquire(RequestKind::BatchCancel, 5, 100));
     }
@@ -514,9 +554,9 @@ mod tests {
     #[test]
     fn use_pct_keeps_headroom() {
         let mut p = Pacer::for_tier(Tier::Basic, PacerConfig::default(), 0);
-        // 90% of a 100-token bucket: nine creates.
+        // 90% of a 100-token bucket, of which creates leave 20% (18 tokens): seven creates.
         let granted = (0..20).filter(|_| p.try_acquire(RequestKind::Create, 1, 0)).count();
-        assert_eq!(granted, 9);
+        assert_eq!(granted, 7);
     }
 
     #[test]

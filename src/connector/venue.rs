@@ -112,7 +112,12 @@ impl VenueConfig {
             ca_pem,
             key_id,
             key_pem: SecretPem(key_pem),
-            tier: Tier::Advanced,
+            // Older info files do not say; Advanced is the exchange's own default.
+            tier: info
+                .get("rate_limit_tier")
+                .and_then(Value::as_str)
+                .and_then(Tier::parse)
+                .unwrap_or(Tier::Advanced),
         })
     }
 

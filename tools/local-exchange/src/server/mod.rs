@@ -118,6 +118,8 @@ pub struct Info {
     pub journal: Option<PathBuf>,
     pub seed: u64,
     pub admin_token: String,
+    /// Rate-limit tier of the keyed accounts, so clients can pace themselves.
+    pub rate_limit_tier: String,
 }
 
 #[derive(Clone, Debug)]
@@ -391,6 +393,7 @@ pub async fn start(
         journal: None,
         seed: config.seed,
         admin_token: auth::random_key_id(),
+        rate_limit_tier: config.tier.name().to_string(),
     };
 
     let (events, _) = broadcast::channel(config.fanout_capacity);
