@@ -189,8 +189,8 @@ pub fn quote(ladder: &TickLadder, table: &RiskTable, params: &StoikovParams, inp
     // index lo - gap at most and the ask at hi + gap - 1 at least, whether or not r is itself
     // a ladder price.
     let gap = usize::from(params.min_half_spread_ticks.max(1));
-    let lo = ladder.prices().partition_point(|p| *p < reservation);
-    let hi = ladder.prices().partition_point(|p| *p <= reservation);
+    let lo = ladder.count_below(reservation);
+    let hi = ladder.count_at_or_below(reservation);
     let bid_cap = lo.checked_sub(gap).map(|i| ladder.price(i));
     let ask_floor = Some(hi + gap - 1).filter(|i| *i < ladder.len()).map(|i| ladder.price(i));
     bid = match (bid, bid_cap) {

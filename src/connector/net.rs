@@ -353,6 +353,20 @@ impl NetStream {
     }
 }
 
+thread_local! {
+    pub static TRACE: std::cell::RefCell<Vec<(u64, u8, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+#[inline]
+pub fn trace(code: u8, n: usize) {
+    TRACE.with(|t| {
+        let mut t = t.borrow_mut();
+        if t.len() > 4000 {
+            t.drain(..2000);
+        }
+        t.push((tsc(), code, n));
+    });
+}
+
 impl Read for NetStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if self.tls.is_none() {
@@ -369,14 +383,19 @@ impl Read for NetStream {
             };
             // Plaintext already decrypted goes first; WouldBlock here only means "none yet".
             match conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
+                Ok(n) => {
+                    trace(b'Q', n);
+                    return Ok(n);
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
             // A record without application data (session ticket, key update) yields none, so
             // the loop goes on to the next record or the socket.
             if let Some(len) = self.rx.complete_record() {
+                trace(b'f', len);
                 self.feed_record(len)?;
+                trace(b'P', len);
                 continue;
             }
             self.rx.compact();
@@ -392,6 +411,10 @@ impl Read for NetStream {
                 }
                 Ok(n) => {
                     self.read_tsc = tsc();
+                    let ss = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+                    let pc: usize = ss.split_whitespace().nth(2).and_then(|x| x.parse().ok()).unwrap_or(0);
+                    self.read_tsc = tsc();
+                    trace(b'R', pc);
                     self.bytes_in += n as u64;
                     self.rx.end += n;
                 }
