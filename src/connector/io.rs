@@ -968,13 +968,7 @@ impl Io {
             };
             out.hists.record(Stage::Decode, out.clock.between(read_tsc, decoded_tsc));
             let gaps = decoder.counters().seq_gaps;
-            super::net::trace(b'd', 0);
-            let r = decoder.decode(frame, stamp, &mut |ev| {
-                super::net::trace(b'e', 0);
-                out.on_ws_event(ev);
-                super::net::trace(b'E', 0);
-            });
-            super::net::trace(b'D', 0);
+            let r = decoder.decode(frame, stamp, &mut |ev| out.on_ws_event(ev));
             out.hists.record(Stage::Parse, out.clock.between(decoded_tsc, tsc()));
             if decoder.counters().seq_gaps != gaps {
                 out.counters.gaps += 1;

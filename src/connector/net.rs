@@ -6,12 +6,6 @@
 //! plaintext buffer are empty. Writes never block: rustls buffers ciphertext the socket cannot
 //! take yet, and [`NetStream::flush_pending`] pushes it when the socket becomes writable.
 //!
-//! TLS input is fed to rustls one record at a time from our own socket buffer: rustls would
-//! otherwise take at most 4 KiB per socket read and decrypt every record of it before the first
-//! frame could be handed out, so a burst's first frame waited for the whole burst's decryption and
-//! a burst over 4 KiB cost a syscall per 4 KiB. Now one read syscall drains the socket, and each
-//! record is decrypted only when the layer above needs more plaintext.
-//!
 //! Latency stamps: [`NetStream::last_read_tsc`] is the TSC right after the last socket read that
 //! returned bytes (a frame's `Stamp.read_tsc`), [`NetStream::last_write_tsc`] the TSC just before
 //! the last write syscall (the end of tick-to-order).
@@ -124,60 +118,10 @@ pub fn tls_config(ca_pem: Option<&str>) -> anyhow::Result<Arc<ClientConfig>> {
 /// the link it is for is down (start-up, reconnect, a REST connection being replaced).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Room for what one socket read may bring (many small records of a burst) and always for one
-/// whole record: TLS ciphertext records are at most 5 + 2^14 + 2048 bytes.
-const RX_CAPACITY: usize = 64 << 10;
-
-/// Ciphertext read from the socket, not yet given to rustls: `buf[start..end]`.
-struct RxBuf {
-    buf: Box<[u8]>,
-    start: usize,
-    end: usize,
-}
-
-impl RxBuf {
-    fn new() -> RxBuf {
-        RxBuf {
-            buf: vec![0; RX_CAPACITY].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
-    }
-
-    /// Length of the first buffered record when it is complete. A record too large to ever fit
-    /// counts as complete with what is buffered, so rustls sees its header and rejects it.
-    #[inline]
-    fn complete_record(&self) -> Option<usize> {
-        let b = &self.buf[self.start..self.end];
-        if b.len() < 5 {
-            return None;
-        }
-        let total = 5 + (usize::from(b[3]) << 8 | usize::from(b[4]));
-        if total <= b.len() {
-            Some(total)
-        } else if total > self.buf.len() {
-            Some(b.len())
-        } else {
-            None
-        }
-    }
-
-    /// Moves a partial record to the front so the next socket read has room.
-    #[inline]
-    fn compact(&mut self) {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-    }
-}
-
 /// One non-blocking connection, plain or TLS.
 pub struct NetStream {
     sock: TcpStream,
     tls: Option<Box<ClientConnection>>,
-    rx: RxBuf,
     read_tsc: u64,
     write_tsc: u64,
     bytes_in: u64,
@@ -227,19 +171,9 @@ impl NetStream {
         } else {
             None
         };
-        let rx = if tls.is_some() {
-            RxBuf::new()
-        } else {
-            RxBuf {
-                buf: Box::default(),
-                start: 0,
-                end: 0,
-            }
-        };
         Ok(NetStream {
             sock,
             tls,
-            rx,
             read_tsc: 0,
             write_tsc: 0,
             bytes_in: 0,
@@ -318,105 +252,44 @@ impl NetStream {
     }
 }
 
-impl NetStream {
-    /// Gives rustls the record `rx.buf[start..start + len]` and processes it.
-    #[inline]
-    fn feed_record(&mut self, len: usize) -> io::Result<()> {
-        let Some(conn) = self.tls.as_mut() else {
-            return Ok(());
-        };
-        let mut rec = &self.rx.buf[self.rx.start..self.rx.start + len];
-        // rustls takes at most 4 KiB per call; the plaintext buffer is empty (the caller just
-        // drained it), so it never refuses for lack of room.
-        while !rec.is_empty() {
-            conn.read_tls(&mut rec)?;
-        }
-        self.rx.start += len;
-        if self.rx.start == self.rx.end {
-            self.rx.start = 0;
-            self.rx.end = 0;
-        }
-        let processed = conn.process_new_packets();
-        // Handshake messages and key updates must go out even while only reading.
-        while conn.wants_write() {
-            self.write_tsc = tsc();
-            match conn.write_tls(&mut self.sock) {
-                Ok(0) => break,
-                Ok(n) => self.bytes_out += n as u64,
-                Err(_) => break,
-            }
-        }
-        match processed {
-            Ok(_) => Ok(()),
-            Err(e) => Err(io::Error::new(io::ErrorKind::InvalidData, e)),
-        }
-    }
-}
-
-thread_local! {
-    pub static TRACE: std::cell::RefCell<Vec<(u64, u8, usize)>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-#[inline]
-pub fn trace(code: u8, n: usize) {
-    TRACE.with(|t| {
-        let mut t = t.borrow_mut();
-        if t.len() > 4000 {
-            t.drain(..2000);
-        }
-        t.push((tsc(), code, n));
-    });
-}
-
 impl Read for NetStream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.tls.is_none() {
+        let Some(conn) = self.tls.as_mut() else {
             let n = self.sock.read(buf)?;
             if n > 0 {
                 self.read_tsc = tsc();
                 self.bytes_in += n as u64;
             }
             return Ok(n);
-        }
+        };
         loop {
-            let Some(conn) = self.tls.as_mut() else {
-                return Ok(0);
-            };
             // Plaintext already decrypted goes first; WouldBlock here only means "none yet".
             match conn.reader().read(buf) {
-                Ok(n) => {
-                    trace(b'Q', n);
-                    return Ok(n);
-                }
+                Ok(n) => return Ok(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(e),
             }
-            // A record without application data (session ticket, key update) yields none, so
-            // the loop goes on to the next record or the socket.
-            if let Some(len) = self.rx.complete_record() {
-                trace(b'f', len);
-                self.feed_record(len)?;
-                trace(b'P', len);
-                continue;
-            }
-            self.rx.compact();
-            match self.sock.read(&mut self.rx.buf[self.rx.end..]) {
-                Ok(0) => {
-                    // EOF: rustls learns of it, and its reader reports a clean close (Ok(0))
-                    // or UnexpectedEof; a truncated record left in `rx` goes with it.
-                    self.rx.start = 0;
-                    self.rx.end = 0;
-                    let mut eof: &[u8] = &[];
-                    conn.read_tls(&mut eof)?;
-                    return conn.reader().read(buf);
-                }
+            match conn.read_tls(&mut self.sock) {
+                // EOF: the next `reader().read` reports a clean close (Ok(0)) or UnexpectedEof.
+                Ok(0) => {}
                 Ok(n) => {
                     self.read_tsc = tsc();
-                    let ss = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
-                    let pc: usize = ss.split_whitespace().nth(2).and_then(|x| x.parse().ok()).unwrap_or(0);
-                    self.read_tsc = tsc();
-                    trace(b'R', pc);
                     self.bytes_in += n as u64;
-                    self.rx.end += n;
+                    let processed = conn.process_new_packets();
+                    if conn.wants_write() {
+                        // Handshake messages and key updates must go out even while only reading.
+                        while conn.wants_write() {
+                            self.write_tsc = tsc();
+                            match conn.write_tls(&mut self.sock) {
+                                Ok(0) => break,
+                                Ok(n) => self.bytes_out += n as u64,
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    if let Err(e) = processed {
+                        return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),

@@ -150,19 +150,6 @@ impl WsClient {
                 Ok(Message::Text(text)) => {
                     let decoded = tsc();
                     let read_tsc = ws.get_ref().last_read_tsc();
-                    super::net::trace(b'F', text.len());
-                    super::net::TRACE.with(|t| {
-                        let t = t.borrow();
-                        // frames since the last R, and nivcsw delta between the last two R's
-                        let rs: Vec<usize> = t.iter().enumerate().filter(|e| e.1 .1 == b'R').map(|e| e.0).collect();
-                        if rs.len() >= 2 {
-                            let last = rs[rs.len() - 1];
-                            let prev = rs[rs.len() - 2];
-                            let k = t[last..].iter().filter(|e| e.1 == b'F').count();
-                            let sw = t[last].2 - t[prev].2;
-                            eprintln!("FR {} {} {}", decoded - read_tsc, sw, k);
-                        }
-                    });
                     self.frames += 1;
                     n += 1;
                     on_frame(text.as_bytes(), read_tsc, decoded);
