@@ -74,7 +74,10 @@ pub struct IoSetup {
     /// Live latency for the status line and interval logs: every `histograms_every` the io
     /// thread sends its histograms down the first channel and carries on with an emptied one
     /// from the second (double buffering: nothing allocated, nothing locked).
-    pub histograms_out: Option<(crossbeam::channel::Sender<StageHistograms>, crossbeam::channel::Receiver<StageHistograms>)>,
+    pub histograms_out: Option<(
+        crossbeam::channel::Sender<StageHistograms>,
+        crossbeam::channel::Receiver<StageHistograms>,
+    )>,
     pub histograms_every: Duration,
 }
 
@@ -198,6 +201,8 @@ const WS_TOKEN: Token = Token(0);
 const HTTP_FIRST_TOKEN: usize = 1;
 /// Frames read per pass before commands get a turn.
 const FRAME_BUDGET: usize = 256;
+/// Frames parsed between two looks at the command ring.
+const FRAMES_PER_DRAIN: usize = 1;
 const INFLIGHT_SLOTS: usize = 512;
 /// Channels subscribed per market and unfiltered.
 const MARKET_CHANNELS: [Channel; 5] = [
@@ -946,7 +951,7 @@ impl Io {
     }
 
     /// Reads every available frame into the decoder and the ring.
-    fn read_ws(&mut self, now: Instant) -> bool {
+    fn read_ws(&mut self, now: Instant, budget: usize) -> bool {
         let ws = match &mut self.phase {
             WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } => ws,
             WsPhase::Handshaking { .. } => return self.ws_readable,
@@ -959,7 +964,7 @@ impl Io {
         let decoder = &mut self.decoder;
         let out = &mut self.out;
         let log = &mut self.log;
-        let status = ws.read_frames(FRAME_BUDGET, |frame, read_tsc, decoded_tsc| {
+        let status = ws.read_frames(budget, |frame, read_tsc, decoded_tsc| {
             out.counters.frames += 1;
             let stamp = Stamp {
                 read_tsc,
@@ -1367,7 +1372,7 @@ impl Io {
         let _ = self.poll.poll(&mut events, timeout);
         self.note_events(&events);
         let now = Instant::now();
-        let mut worked = self.read_ws(now);
+        let mut worked = self.read_ws(now, FRAME_BUDGET);
         worked |= self.poll_http(now);
         worked |= self.drive_ws(now);
         worked
@@ -1575,7 +1580,17 @@ pub fn run(
         let _ = io.poll.poll(&mut mio_events, timeout);
         io.note_events(&mio_events);
         let now = Instant::now();
-        let mut worked = io.read_ws(now);
+        // A burst arrives as one TLS record of several frames. Orders the strategy decides on
+        // an early frame go out before the rest of the burst is parsed, not after it.
+        let mut worked = false;
+        for _ in 0..FRAME_BUDGET / FRAMES_PER_DRAIN {
+            let read = io.read_ws(now, FRAMES_PER_DRAIN);
+            worked |= read;
+            worked |= io.drain_commands(&mut commands);
+            if !read || !io.ws_readable {
+                break;
+            }
+        }
         worked |= io.poll_http(now);
         worked |= io.drain_commands(&mut commands);
         passes = passes.wrapping_add(1);

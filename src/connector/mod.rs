@@ -6,11 +6,11 @@
 //! request signing live beside it and call into it.
 
 pub mod codec;
-pub mod pacing;
-pub mod replies;
-pub mod signer;
 pub mod http;
 pub mod io;
 pub mod net;
+pub mod pacing;
+pub mod replies;
+pub mod signer;
 pub mod venue;
 pub mod ws;

@@ -184,7 +184,11 @@ mod tests {
 
     #[test]
     fn counting_tables_agree_with_binary_search() {
-        for structure in [LevelStructure::LinearCent, LevelStructure::DeciCent, LevelStructure::TaperedDeciCent] {
+        for structure in [
+            LevelStructure::LinearCent,
+            LevelStructure::DeciCent,
+            LevelStructure::TaperedDeciCent,
+        ] {
             let l = TickLadder::new(structure);
             for p in (0..=PRICE_SCALE + 5).map(Price) {
                 let below = l.prices.partition_point(|x| *x < p);
