@@ -969,13 +969,7 @@ impl Orders {
             state: OrderState::Live,
             sent_ms: now_ms,
             queued_ms: now_ms,
-            requeues: 0,
-            fills_seen: Qty(0),
-            inferred_done: false,
-            unconfirmed: false,
-            amended_from: (Price(0), Qty(0)),
-            in_doubt: Qty(0),
-            retry_after_ms: 0,
+            ..EMPTY
         };
         self.open_slot(i);
         self.stats.adopted += 1;
@@ -1306,13 +1300,7 @@ impl Orders {
             state: OrderState::PendingNew,
             sent_ms: now_ms,
             queued_ms: now_ms,
-            requeues: 0,
-            fills_seen: Qty(0),
-            inferred_done: false,
-            unconfirmed: false,
-            amended_from: (Price(0), Qty(0)),
-            in_doubt: Qty(0),
-            retry_after_ms: 0,
+            ..EMPTY
         };
         self.open_slot(i);
         self.stats.placed += 1;

@@ -2331,7 +2331,7 @@ fn push_ticker_list<'t>(out: &mut Vec<u8>, tickers: impl IntoIterator<Item = &'t
 
 // --- number and string writers (no `format!`: these run on the tick-to-order path)
 
-fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     let mut buf = [0u8; 20];
     let mut i = buf.len();
     loop {

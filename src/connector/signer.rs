@@ -182,18 +182,8 @@ fn write_after_prefix(out: &mut Vec<u8>, prefix: &[u8], auth: &SignedHeaders, bo
     }
 }
 
-fn push_usize(out: &mut Vec<u8>, mut v: usize) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+fn push_usize(out: &mut Vec<u8>, v: usize) {
+    super::codec::push_u64(out, v as u64);
 }
 
 // ------------------------------------------------------------------------------------ clock
