@@ -26,6 +26,7 @@ use super::codec::{
 use super::http::{BlockingClient, HttpPool, PoolStats, Reply};
 use super::net::{tls_config, Endpoint};
 use super::pacing::{Pacer, PacerConfig, PacerStats, RequestKind};
+use super::replies::{parse_order_reply, ItemCtx, ReplyKind};
 use super::signer::{OrderOp, PresignConfig, PresignStats, Presigner};
 use super::venue::{self, VenueConfig};
 use super::ws::{ReadStatus, WsAuth, WsClient};
@@ -39,9 +40,6 @@ use crate::poll::{Idle, PollMode};
 use anyhow::{anyhow, Context};
 use local_exchange::auth::Signer;
 use mio::{Events, Poll, Token};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
-use serde::Deserialize;
-use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
@@ -195,6 +193,8 @@ pub mod note {
     pub const SHUTDOWN: u16 = 106;
     /// Resync failed; a = attempt.
     pub const RESYNC_FAILED: u16 = 107;
+    /// A 2xx order reply that could not be read as sent; a = status, b = request kind.
+    pub const UNREADABLE_REPLY: u16 = 108;
 }
 
 const WS_TOKEN: Token = Token(0);
@@ -398,155 +398,6 @@ impl Out {
 }
 
 // ------------------------------------------------------------------------------------ replies
-
-/// A fixed-point number as sent: a JSON string ("10.00") or a bare number.
-fn scaled(raw: Option<&RawValue>, places: u32) -> Option<i64> {
-    let text = raw?.get().as_bytes();
-    let text = text.strip_prefix(b"\"").and_then(|t| t.strip_suffix(b"\"")).unwrap_or(text);
-    local_exchange::units::parse_scaled(text, places).ok()
-}
-
-#[derive(Deserialize, Default)]
-struct ApiErr<'a> {
-    #[serde(borrow, default)]
-    code: Option<&'a str>,
-}
-
-/// The error body: `{"error":{"code":..}}` or Kalshi's 429 `{"error":"too many requests"}`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum ErrField<'a> {
-    #[serde(borrow)]
-    Obj(ApiErr<'a>),
-    Text(#[allow(dead_code)] &'a str),
-}
-
-/// Any V2 order reply or batch item: fields absent in a given reply stay None.
-#[derive(Deserialize, Default)]
-struct OrderReply<'a> {
-    #[serde(borrow, default)]
-    order_id: Option<&'a str>,
-    #[serde(borrow, default)]
-    client_order_id: Option<&'a str>,
-    #[serde(borrow, default)]
-    fill_count: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    fill_count_fp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    remaining_count: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    remaining_count_fp: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    status: Option<&'a str>,
-    #[serde(borrow, default)]
-    error: Option<ErrField<'a>>,
-}
-
-impl OrderReply<'_> {
-    fn filled(&self) -> Qty {
-        Qty(scaled(self.fill_count_fp.or(self.fill_count), 2).unwrap_or(0))
-    }
-    fn remaining(&self) -> Option<Qty> {
-        scaled(self.remaining_count_fp.or(self.remaining_count), 2).map(Qty)
-    }
-    fn error_code(&self) -> Option<&str> {
-        match &self.error {
-            Some(ErrField::Obj(e)) => Some(e.code.unwrap_or("")),
-            Some(ErrField::Text(_)) => Some(""),
-            None => None,
-        }
-    }
-}
-
-/// Streams `{"orders":[...]}` items to a callback without collecting them.
-struct Items<'f, F>(&'f mut F);
-
-impl<'de, F: FnMut(OrderReply<'de>)> Visitor<'de> for Items<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an object with an orders array")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        while let Some(key) = map.next_key::<&str>()? {
-            if key == "orders" {
-                map.next_value_seed(ItemSeq(&mut *self.0))?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(())
-    }
-}
-
-struct ItemSeq<'f, F>(&'f mut F);
-
-impl<'de, F: FnMut(OrderReply<'de>)> DeserializeSeed<'de> for ItemSeq<'_, F> {
-    type Value = ();
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_seq(self)
-    }
-}
-
-impl<'de, F: FnMut(OrderReply<'de>)> Visitor<'de> for ItemSeq<'_, F> {
-    type Value = ();
-    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("an array of order results")
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while let Some(item) = seq.next_element::<OrderReply<'de>>()? {
-            (self.0)(item);
-        }
-        Ok(())
-    }
-}
-
-fn for_each_item<'de>(body: &'de [u8], mut f: impl FnMut(OrderReply<'de>)) -> bool {
-    let mut de = serde_json::Deserializer::from_slice(body);
-    serde::Deserializer::deserialize_map(&mut de, Items(&mut f)).is_ok()
-}
-
-/// Kalshi's error codes (REST) to the hot path's enum.
-pub fn reject_reason(status: u16, code: &str) -> RejectReason {
-    match code {
-        "invalid_price" => RejectReason::InvalidPrice,
-        "insufficient_balance" | "available_balance_too_low" | "insufficient_funds" => RejectReason::InsufficientBalance,
-        "post_only_cross" => RejectReason::PostOnlyCross,
-        "fill_or_kill_insufficient" | "fok_insufficient_volume" | "fill_or_kill_insufficient_volume" => {
-            RejectReason::FillOrKillInsufficient
-        }
-        "market_closed" | "market_inactive" | "market_not_active" | "market_already_closed" => RejectReason::MarketClosed,
-        "trading_paused" | "exchange_paused" => RejectReason::TradingPaused,
-        // An order that already finished is as gone as one that never existed.
-        "not_found"
-        | "order_not_found"
-        | "market_not_found"
-        | "order_not_resting"
-        | "order_already_canceled"
-        | "order_already_executed" => RejectReason::NotFound,
-        _ if status == 429 => RejectReason::RateLimited,
-        _ if status >= 500 || status == 0 => RejectReason::ServerError,
-        _ if status == 404 => RejectReason::NotFound,
-        "invalid_order" | "invalid_order_size" | "invalid_parameters" | "order_already_exists" | "bad_request" => {
-            RejectReason::InvalidOrder
-        }
-        _ if status == 400 || status == 409 => RejectReason::InvalidOrder,
-        _ => RejectReason::Other,
-    }
-}
-
-fn error_code(body: &[u8]) -> &str {
-    #[derive(Deserialize)]
-    struct Wrapper<'a> {
-        #[serde(borrow, default)]
-        error: Option<ErrField<'a>>,
-    }
-    match serde_json::from_slice::<Wrapper>(body) {
-        Ok(Wrapper {
-            error: Some(ErrField::Obj(ApiErr { code: Some(c) })),
-        }) => c,
-        _ => "",
-    }
-}
 
 // ------------------------------------------------------------------------------------ the loop
 
@@ -1420,7 +1271,6 @@ fn on_reply(out: &mut Out, pacer: &mut Pacer, log: &mut LogProducer, f: &InFligh
         decoded_tsc: decoded,
         ..Stamp::default()
     };
-    let ok = (200..300).contains(&r.status);
     if r.status == 429 {
         out.counters.http_429 += 1;
         pacer.on_rate_limited(f.kind.pacing(), None, wall_ms());
@@ -1441,116 +1291,56 @@ fn on_reply(out: &mut Out, pacer: &mut Pacer, log: &mut LogProducer, f: &InFligh
             b: f.kind as i64,
         });
     }
-    let reject = |out: &mut Out, item: &Item, reason: RejectReason| {
-        out.counters.rejects += 1;
-        out.push(Event {
-            stamp,
-            body: EventBody::OrderReject {
-                market: item.market,
-                client: item.client,
-                reason,
-                http_status: r.status,
-            },
-        });
+    let kind = match f.kind {
+        ReqKind::Create => ReplyKind::Create,
+        ReqKind::BatchCreate => ReplyKind::BatchCreate,
+        ReqKind::BatchCancel => ReplyKind::BatchCancel,
+        ReqKind::Amend => ReplyKind::Amend,
+        ReqKind::Decrease => ReplyKind::Decrease,
+        ReqKind::CancelAll => ReplyKind::CancelAll,
     };
-    if !ok {
-        let reason = reject_reason(r.status, error_code(r.body));
-        for item in &f.items[..f.n] {
-            reject(out, item, reason);
-        }
-        return;
-    }
-    match f.kind {
-        ReqKind::Create | ReqKind::Amend | ReqKind::Decrease => {
-            let item = f.items[0];
-            match serde_json::from_slice::<OrderReply>(r.body) {
-                Ok(rep) => match rep.order_id.and_then(|o| OrderId::parse(o.as_bytes())) {
-                    Some(order) => ack_order(out, stamp, f.kind, &item, order, &rep),
-                    None => reject(out, &item, RejectReason::Other),
-                },
-                Err(_) => reject(out, &item, RejectReason::Other),
-            }
-        }
-        ReqKind::BatchCreate | ReqKind::BatchCancel => {
-            let mut i = 0;
-            let parsed = for_each_item(r.body, |rep| {
-                let Some(item) = f.items[..f.n].get(i).copied() else {
-                    return;
-                };
-                i += 1;
-                if let Some(code) = rep.error_code() {
-                    let reason = reject_reason(400, code);
-                    reject(out, &item, reason);
-                    return;
-                }
-                let order = rep.order_id.and_then(|o| OrderId::parse(o.as_bytes())).unwrap_or(item.order);
-                ack_order(out, stamp, f.kind, &item, order, &rep);
-            });
-            // Items the reply did not account for (or an unreadable reply).
-            let start = if parsed { i } else { i.min(f.n) };
-            for item in &f.items[start..f.n] {
-                reject(out, item, RejectReason::Other);
-            }
-        }
-        ReqKind::CancelAll => {
-            out.counters.acks += 1;
-            out.push(Event {
-                stamp,
-                body: EventBody::OrderAck {
-                    market: 0,
-                    client: ClientRef(0),
-                    order: OrderId(0),
-                    status: OrderStatus::Canceled,
-                    filled: Qty::ZERO,
-                    remaining: Qty::ZERO,
-                },
-            });
-        }
-    }
-}
-
-fn ack_order(out: &mut Out, stamp: Stamp, kind: ReqKind, item: &Item, order: OrderId, rep: &OrderReply<'_>) {
-    let filled = rep.filled();
-    let remaining = match kind {
-        ReqKind::BatchCancel => Qty::ZERO,
-        _ => rep.remaining().unwrap_or(Qty::ZERO),
-    };
-    let status = match (kind, rep.status) {
-        (ReqKind::BatchCancel, _) => OrderStatus::Canceled,
-        (_, Some("resting")) => OrderStatus::Resting,
-        (_, Some("executed")) => OrderStatus::Executed,
-        (_, Some("canceled")) => OrderStatus::Canceled,
-        _ if remaining.0 > 0 => OrderStatus::Resting,
-        (ReqKind::Decrease, _) => OrderStatus::Canceled,
-        _ if filled.0 > 0 => OrderStatus::Executed,
-        _ => OrderStatus::Canceled,
-    };
-    let client = rep
-        .client_order_id
-        .and_then(|c| ClientRef::parse(c.as_bytes()))
-        .unwrap_or(item.client);
-    if status == OrderStatus::Resting {
-        out.clients.insert(order.0, client);
-        out.prepared.push(order);
-    } else {
-        out.released.push(order);
-    }
-    if order != item.order && item.order != OrderId(0) {
-        // An amend that re-issued the order: the old id is gone.
-        out.released.push(item.order);
-    }
-    out.counters.acks += 1;
-    out.push(Event {
-        stamp,
-        body: EventBody::OrderAck {
+    let mut items = [ItemCtx::default(); MAX_BATCH];
+    for (ctx, item) in items.iter_mut().zip(&f.items[..f.n]) {
+        *ctx = ItemCtx {
             market: item.market,
-            client,
-            order,
-            status,
-            filled,
-            remaining,
-        },
+            client: item.client,
+            order: item.order,
+        };
+    }
+    // One event per item, in request order: the bookkeeping follows the events.
+    let mut next = 0;
+    let parsed = parse_order_reply(kind, r.status, r.body, &items[..f.n], stamp, &mut |ev| {
+        let sent = items[next.min(MAX_BATCH - 1)];
+        next += 1;
+        match ev.body {
+            EventBody::OrderAck { client, order, status, .. } => {
+                out.counters.acks += 1;
+                if order != OrderId(0) {
+                    if status == OrderStatus::Resting {
+                        out.clients.insert(order.0, client);
+                        out.prepared.push(order);
+                    } else {
+                        out.released.push(order);
+                    }
+                }
+                if order != sent.order && sent.order != OrderId(0) {
+                    // An amend that re-issued the order: the old id is gone.
+                    out.released.push(sent.order);
+                }
+            }
+            EventBody::OrderReject { .. } => out.counters.rejects += 1,
+            _ => {}
+        }
+        out.push(ev);
     });
+    if parsed.is_err() {
+        // The events went out anyway (unreadable items as rejects); say so in the log.
+        log.log(LogBody::Note {
+            code: note::UNREADABLE_REPLY,
+            a: i64::from(r.status),
+            b: f.kind as i64,
+        });
+    }
 }
 
 /// Runs the io thread until [`Control::Shutdown`] (or the command/control senders go away).
