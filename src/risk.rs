@@ -550,7 +550,9 @@ fn ticks_from(ladder: &MarketLadder, at: usize, reference: Price) -> usize {
     if let Some(r) = ladder.tick(reference) {
         return at.abs_diff(r.index());
     }
-    let above = ladder.ticks().prices().partition_point(|p| *p < reference);
+    // A table look-up: the band check runs for both quote sides and every command, and a
+    // mid between two ticks (a one-tick spread) is the common case.
+    let above = ladder.ticks().count_below(reference);
     if at >= above {
         at - above
     } else {
