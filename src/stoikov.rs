@@ -159,8 +159,17 @@ pub struct QuoteInput {
     pub best_ask: Option<Price>,
 }
 
+/// `p / 1e4` as `Fx::from_num(p) / Fx::from_num(10_000)` rounds it (toward zero), in one
+/// 64-bit division by a constant instead of a 128-bit one.
+#[inline]
 fn to_fx(p: Price) -> Fx {
-    Fx::from_num(p.0) / Fx::from_num(10_000)
+    Fx::from_bits(Fx::from_num(p.0).to_bits() / 10_000)
+}
+
+/// Contracts from 1e-2 units, rounded as the `Fx` division would; see [`to_fx`].
+#[inline]
+fn contracts_fx(q: Qty) -> Fx {
+    Fx::from_bits(Fx::from_num(q.0).to_bits() / 100)
 }
 
 fn from_fx(x: Fx) -> i64 {
@@ -168,6 +177,9 @@ fn from_fx(x: Fx) -> i64 {
 }
 
 /// Computes the quotes. Fixed-point only; no allocation.
+// Inlined into the decision so the `Quote` is not returned through memory and read back at
+// a different width (a store-forwarding stall that cost more than the arithmetic).
+#[inline]
 pub fn quote(ladder: &TickLadder, table: &RiskTable, params: &StoikovParams, input: &QuoteInput) -> Quote {
     // Risk terms at the ladder price nearest the fair value.
     let i = match ladder.index(input.fair) {
@@ -175,7 +187,7 @@ pub fn quote(ladder: &TickLadder, table: &RiskTable, params: &StoikovParams, inp
         None => ladder.index(ladder.floor(input.fair).unwrap_or(ladder.min_price())).unwrap_or(0),
     };
     let fair = to_fx(input.fair);
-    let q = Fx::from_num(input.position.0) / Fx::from_num(100);
+    let q = contracts_fx(input.position);
     let r = fair - q * table.gamma_v[i];
     let half = table.half_spread[i];
     let raw_bid = from_fx(r - half);
@@ -451,6 +463,18 @@ mod tests {
             v.observe(x, i * 100);
         }
         assert!((v.sigma2_per_s() - 0.004).abs() < 0.0004, "{}", v.sigma2_per_s());
+    }
+
+    #[test]
+    fn integer_conversions_round_as_fixed_division() {
+        let prices = (0..=20_000u32).chain([u32::MAX / 2, i32::MAX as u32]);
+        for p in prices {
+            assert_eq!(to_fx(Price(p)), Fx::from_num(p) / Fx::from_num(10_000), "{p}");
+        }
+        let sizes = (-200_000i64..=200_000).chain([i64::from(i32::MIN), i64::from(i32::MAX), -7, 7]);
+        for q in sizes {
+            assert_eq!(contracts_fx(Qty(q)), Fx::from_num(q) / Fx::from_num(100), "{q}");
+        }
     }
 
     #[test]
