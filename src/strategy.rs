@@ -228,10 +228,12 @@ impl Strategy {
             })
             .collect();
         let capacity = usize::from(cfg.risk.max_open_orders).max(8) * 2;
+        let mut orders = Orders::new(capacity, cfg.exec);
+        orders.reserve_markets(setups.len());
         Strategy {
             books,
             markets,
-            orders: Orders::new(capacity, cfg.exec),
+            orders,
             ids: ClientIds::new(cfg.session_nonce),
             risk: Risk::new(cfg.risk),
             stats: StrategyStats::default(),
