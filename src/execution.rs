@@ -718,6 +718,8 @@ impl Orders {
     }
 
     /// One market's exposure (see [`SideExposure`]).
+    // Inlined so the result is built where the decision reads it, not returned through memory.
+    #[inline]
     pub fn exposure(&self, market: MarketIdx) -> Exposure {
         let mut e = Exposure::default();
         let mut quote = [None::<usize>; 2];
@@ -1260,21 +1262,25 @@ impl Orders {
             }
             return sent;
         };
-        let o = self.slots[k];
-        if o.state != OrderState::Live {
+        // The fields used, not a copy of the whole order.
+        let (state, at, remaining, filled) = {
+            let o = &self.slots[k];
+            (o.state, o.price, o.remaining, o.filled)
+        };
+        if state != OrderState::Live {
             return sent;
         }
-        let moved = match (ladder.tick(o.price), ladder.tick(price)) {
+        let moved = match (ladder.tick(at), ladder.tick(price)) {
             (Some(a), Some(b)) => a.0.abs_diff(b.0) >= self.params.min_price_move_ticks.max(1),
-            _ => o.price != price,
+            _ => at != price,
         };
-        let grow = qty.0 - o.remaining.0;
+        let grow = qty.0 - remaining.0;
         let ok = if moved {
-            self.send_amend(k, price, o.filled + qty, now_ms, sink).is_ok()
+            self.send_amend(k, price, filled + qty, now_ms, sink).is_ok()
         } else if grow < 0 {
             self.send_decrease(k, qty, now_ms, sink).is_ok()
         } else if grow > 0 && grow >= self.params.min_size_change.0.max(1) {
-            self.send_amend(k, o.price, o.filled + qty, now_ms, sink).is_ok()
+            self.send_amend(k, at, filled + qty, now_ms, sink).is_ok()
         } else {
             false
         };

@@ -425,6 +425,9 @@ impl Risk {
     /// Cuts a market's desired quote to the limits (see the module docs). `exposure` is the
     /// market's [`crate::execution::Orders::exposure`]: the side's reusable quote order is not
     /// counted against the side, since the desired size replaces it.
+    // Inlined (as `check`) so the `Exposure` taken by value is read in place rather than
+    // copied and read back at another width, which stalled on store forwarding.
+    #[inline]
     pub fn clamp(&self, desired: Desired, position: Qty, exposure: Exposure) -> Desired {
         if self.tripped != 0 {
             return Desired::NONE;
@@ -462,6 +465,7 @@ impl Risk {
     /// (mid or fair value); `position` the market's position; `exposure` the market's
     /// exposure before the command; `open_orders` the open orders across all markets,
     /// including places already sent in this decision.
+    #[inline]
     pub fn check(
         &mut self,
         cmd: &CommandBody,
@@ -478,6 +482,7 @@ impl Risk {
         r
     }
 
+    #[inline]
     fn verdict(
         &self,
         cmd: &CommandBody,
