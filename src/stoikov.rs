@@ -115,8 +115,8 @@ impl RiskTable {
                 pq * (1.0 - (-pq * sigma2_per_s.max(0.0) * params.horizon_s).exp())
             };
             let gv = params.gamma * v;
-            self.gamma_v[i] = Fx::saturating_from_num(gv);
-            self.half_spread[i] = Fx::saturating_from_num(gv / 2.0 + liquidity);
+            self.gamma_v[i] = fx_from_f64(gv);
+            self.half_spread[i] = fx_from_f64(gv / 2.0 + liquidity);
         }
         self.sigma2_per_s = sigma2_per_s;
         self.seconds_to_resolution = seconds_to_resolution;
@@ -157,6 +157,22 @@ pub struct QuoteInput {
     /// The current touch, to stay passive: a bid never at or above the best ask.
     pub best_bid: Option<Price>,
     pub best_ask: Option<Price>,
+}
+
+/// `Fx::saturating_from_num(x)`, bit for bit, without its generic float decoding (which
+/// cost as much as the `exp` in a table refresh). For |x| < 2^18, `x * 2^32` is exact and
+/// below 2^51, where adding and removing 1.5 * 2^52 rounds it to an integer the way `fixed`
+/// rounds (to nearest, ties to even); anything else takes the library's path.
+#[inline]
+fn fx_from_f64(x: f64) -> Fx {
+    const SHIFT: f64 = 4_294_967_296.0;
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    if x.abs() < 262_144.0 {
+        let scaled = x * SHIFT;
+        Fx::from_bits(((scaled + ROUND) - ROUND) as i64)
+    } else {
+        Fx::saturating_from_num(x)
+    }
 }
 
 /// `p / 1e4` as `Fx::from_num(p) / Fx::from_num(10_000)` rounds it (toward zero), in one
@@ -463,6 +479,51 @@ mod tests {
             v.observe(x, i * 100);
         }
         assert!((v.sigma2_per_s() - 0.004).abs() < 0.0004, "{}", v.sigma2_per_s());
+    }
+
+    #[test]
+    fn float_conversion_matches_fixed() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut values = vec![
+            0.0,
+            -0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::MIN_POSITIVE,
+            1e-300,
+            262_143.999_999,
+            262_144.0,
+            -262_144.0,
+            2_147_483_647.9,
+            -2_147_483_648.0,
+            1e20,
+            -1e20,
+        ];
+        // Exact halves of the last fractional bit, where ties to even decides.
+        for k in 0..64i64 {
+            values.push((k as f64 + 0.5) / 4_294_967_296.0);
+            values.push(-(k as f64 + 0.5) / 4_294_967_296.0);
+            values.push(1.0 + (k as f64 + 0.5) / 4_294_967_296.0);
+        }
+        for _ in 0..200_000 {
+            let bits = next();
+            let v = f64::from_bits(bits);
+            if !v.is_nan() {
+                values.push(v);
+            }
+            // The range refresh produces: dollars, up to a few.
+            values.push((bits >> 11) as f64 / (1u64 << 53) as f64 * 4.0 - 2.0);
+        }
+        for v in values {
+            let (fast, lib) = (fx_from_f64(v), Fx::saturating_from_num(v));
+            assert_eq!(fast.to_bits(), lib.to_bits(), "{v:e}");
+        }
     }
 
     #[test]
