@@ -89,6 +89,8 @@ pub struct RiskTable {
     half_spread: Vec<Fx>,
     sigma2_per_s: f64,
     seconds_to_resolution: f64,
+    /// Bumped by every refresh, so a quote made from the tables can tell they changed.
+    generation: u64,
 }
 
 impl RiskTable {
@@ -98,6 +100,7 @@ impl RiskTable {
             half_spread: vec![Fx::ZERO; ladder.len()],
             sigma2_per_s: f64::NAN,
             seconds_to_resolution: f64::NAN,
+            generation: 0,
         }
     }
 
@@ -120,6 +123,13 @@ impl RiskTable {
         }
         self.sigma2_per_s = sigma2_per_s;
         self.seconds_to_resolution = seconds_to_resolution;
+        self.generation += 1;
+    }
+
+    /// Changes whenever the tables' contents may have.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// Whether the tables were never filled (no quote can be made from them yet).
@@ -149,7 +159,7 @@ pub struct Quote {
 }
 
 /// The market as the quoting model needs it.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct QuoteInput {
     /// Fair value (mid or micro-price) on the ladder or between two ladder prices.
     pub fair: Price,
@@ -536,6 +546,15 @@ mod tests {
         for q in sizes {
             assert_eq!(contracts_fx(Qty(q)), Fx::from_num(q) / Fx::from_num(100), "{q}");
         }
+    }
+
+    #[test]
+    fn refresh_moves_the_generation() {
+        let params = StoikovParams::default();
+        let (ladder, mut t) = setup(&params, 86_400.0);
+        let g = t.generation();
+        t.refresh(&ladder, &params, 0.0004, 86_400.0);
+        assert_ne!(t.generation(), g);
     }
 
     #[test]

@@ -178,6 +178,9 @@ struct MarketState {
     mid: Option<Price>,
     /// The last quote the model wanted, for the status line.
     quote: stoikov::Quote,
+    /// What `quote` was computed from (the input and the risk table's generation): order
+    /// acks and timer passes decide again with nothing the model reads changed.
+    quoted_from: Option<(QuoteInput, u64)>,
 }
 
 /// Counters for the summary and tests.
@@ -225,6 +228,7 @@ impl Strategy {
                     ask: None,
                     reservation: Price(0),
                 },
+                quoted_from: None,
             })
             .collect();
         let capacity = usize::from(cfg.risk.max_open_orders).max(8) * 2;
@@ -502,18 +506,20 @@ impl Strategy {
         }
         if self.cfg.modules.stoikov && m.active && book.is_live() {
             if let Some(fair) = m.mid {
-                let q = stoikov::quote(
-                    book.ladder().ticks(),
-                    &m.table,
-                    &self.cfg.stoikov,
-                    &QuoteInput {
-                        fair,
-                        position: m.account.position,
-                        best_bid: book.best_bid(),
-                        best_ask: book.best_ask(),
-                    },
-                );
-                m.quote = q;
+                let input = QuoteInput {
+                    fair,
+                    position: m.account.position,
+                    best_bid: book.best_bid(),
+                    best_ask: book.best_ask(),
+                };
+                // The model is a pure function of the input, the tables and the fixed
+                // parameters and ladder.
+                let from = Some((input, m.table.generation()));
+                if m.quoted_from != from {
+                    m.quote = stoikov::quote(book.ladder().ticks(), &m.table, &self.cfg.stoikov, &input);
+                    m.quoted_from = from;
+                }
+                let q = m.quote;
                 // A side the model pushes outside the risk band is pulled, not left resting
                 // at its old price behind a refused amend.
                 let in_band = |p: &Price| self.risk.within_band(*p, fair, book.ladder());
@@ -564,4 +570,58 @@ fn seconds_to(close_ts_ms: u64, now_ms: u64) -> f64 {
         return f64::INFINITY;
     }
     close_ts_ms.saturating_sub(now_ms) as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::{self, MiniVenue, SyntheticFeed};
+
+    /// The cached quote is what the model gives for the input it was cached under, with the
+    /// tables as they are now: a table refresh (timer) or any input change recomputes it.
+    #[test]
+    fn cached_quote_matches_the_model() {
+        const MARKETS: usize = 3;
+        let now = 1_780_000_000_000;
+        let cfg = StrategyConfig::from_config(&Config::default(), 9);
+        let mut s = Strategy::new(cfg, &testkit::setups(MARKETS, now));
+        let mut feed = SyntheticFeed::new(MARKETS, 3, now);
+        let mut venue = MiniVenue::new(MARKETS, 3, 4);
+        let mut out = Commands::default();
+        let mut pending = Vec::new();
+        feed.start(|ev| pending.push(ev.body));
+        let (mut hits, mut checked) = (0u64, 0u64);
+        for step in 0..30_000u32 {
+            let body = if pending.is_empty() {
+                feed.next_event().body
+            } else {
+                pending.remove(0)
+            };
+            let now = feed.now_ms;
+            let before: Vec<_> = s.markets.iter().map(|m| m.quoted_from).collect();
+            let ev = Event {
+                stamp: Default::default(),
+                body,
+            };
+            s.on_event(&ev, now, &mut out);
+            for cmd in out.as_slice() {
+                venue.answer(cmd, |b| pending.push(b));
+            }
+            if step % 4 == 0 {
+                s.on_timer(now, &mut out);
+                for cmd in out.as_slice() {
+                    venue.answer(cmd, |b| pending.push(b));
+                }
+            }
+            for (i, m) in s.markets.iter().enumerate() {
+                let Some((input, generation)) = m.quoted_from else { continue };
+                hits += u64::from(before[i] == m.quoted_from);
+                checked += 1;
+                assert_eq!(generation, m.table.generation());
+                let ladder = s.books[i as MarketIdx].ladder().ticks();
+                assert_eq!(m.quote, stoikov::quote(ladder, &m.table, &s.cfg.stoikov, &input), "step {step}");
+            }
+        }
+        assert!(checked > 10_000 && hits > 1_000, "checked {checked}, reused {hits}");
+    }
 }
