@@ -211,8 +211,13 @@ pub fn generate_account_key(kind: KeyKind, rsa_bits: usize) -> anyhow::Result<Ac
 }
 
 enum SigningKey {
-    // Blinded so the private-key operation's timing does not depend on the key
-    // (rsa 0.9 is otherwise exposed to the Marvin timing attack).
+    // ring's RSA-PSS (salt = digest length, Kalshi's 32 bytes) is blinded and several times
+    // faster than rsa's: a 2048-bit signature in ~0.3 ms against ~2 ms, which decides whether
+    // a trading client's presigned stock keeps up with its orders.
+    RsaRing(ring::signature::RsaKeyPair, ring::rand::SystemRandom),
+    // For keys ring refuses (it wants at least 2048 bits). Blinded so the private-key
+    // operation's timing does not depend on the key (rsa 0.9 is otherwise exposed to the
+    // Marvin timing attack).
     Rsa(rsa::pss::BlindedSigningKey<Sha256>),
     Ed25519(ed25519_dalek::SigningKey),
 }
@@ -267,12 +272,15 @@ impl Signer {
             bail!("RSA key is {bits} bits; at least {RSA_MIN_BITS} are required");
         }
         let public = PublicKey::Rsa(key.to_public_key());
-        let key = rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(key, PSS_SALT_LEN);
-        Ok(Signer {
-            key: SigningKey::Rsa(key),
-            kind,
-            public,
-        })
+        let fast = key
+            .to_pkcs1_der()
+            .ok()
+            .and_then(|der| ring::signature::RsaKeyPair::from_der(der.as_bytes()).ok());
+        let key = match fast {
+            Some(pair) => SigningKey::RsaRing(pair, ring::rand::SystemRandom::new()),
+            None => SigningKey::Rsa(rsa::pss::BlindedSigningKey::<Sha256>::new_with_salt_len(key, PSS_SALT_LEN)),
+        };
+        Ok(Signer { key, kind, public })
     }
 
     pub fn kind(&self) -> KeyKind {
@@ -288,6 +296,13 @@ impl Signer {
     pub fn sign(&self, timestamp_ms: i64, method: &str, path: &str) -> String {
         let message = signing_message(&timestamp_ms.to_string(), &method.to_ascii_uppercase(), path);
         let signature = match &self.key {
+            SigningKey::RsaRing(pair, rng) => {
+                let mut signature = vec![0u8; pair.public().modulus_len()];
+                pair.sign(&ring::signature::RSA_PSS_SHA256, rng, &message, &mut signature)
+                    // Cannot fail: the buffer is the modulus length and the key was accepted.
+                    .expect("RSA-PSS signing with a validated key");
+                signature
+            }
             SigningKey::Rsa(key) => key
                 .try_sign_with_rng(&mut OsRng, &message)
                 // Cannot fail: the modulus size is checked at load so a 32-byte salt
@@ -658,6 +673,17 @@ mod tests {
         assert_eq!(signer.kind(), KeyKind::RsaPkcs8);
         let sig = signer.sign(NOW, "POST", PATH);
         assert_eq!(verify_with(&verifier_for(&key, 1), &key, &sig, NOW, "POST", PATH, NOW), Ok(1));
+    }
+
+    #[test]
+    fn rsa_keys_ring_accepts_sign_with_ring_and_smaller_ones_fall_back() {
+        let signer = Signer::from_pem(&rsa_key().private_pem).unwrap();
+        assert!(matches!(signer.key, SigningKey::RsaRing(..)), "2048-bit key: ring");
+        let small = generate_account_key(KeyKind::RsaPkcs1, 1024).unwrap();
+        let signer = Signer::from_pem(&small.private_pem).unwrap();
+        assert!(matches!(signer.key, SigningKey::Rsa(_)), "1024-bit key: rsa");
+        let sig = signer.sign(NOW, "POST", PATH);
+        assert_eq!(verify_with(&verifier_for(&small, 1), &small, &sig, NOW, "POST", PATH, NOW), Ok(1));
     }
 
     #[test]
