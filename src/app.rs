@@ -94,6 +94,11 @@ pub struct RunSummary {
 pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     let clock = TscClock::calibrate(Duration::from_millis(20));
     let stop = StopFlag::default();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let plan = runtime::plan_threads(cores, cfg.poll, cfg.pin_io, cfg.pin_strategy, cfg.no_pin).map_err(anyhow::Error::msg)?;
+    // Before any thread exists, so the exchange's runtime, the log thread and everything they
+    // spawn inherit it; the hot threads pin themselves.
+    let confined = runtime::confine_current(&plan.other_cores);
     let tokio = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -180,9 +185,7 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     }
 
     // --- threads
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = runtime::plan_threads(cores, cfg.poll, cfg.pin_io, cfg.pin_strategy, cfg.no_pin).map_err(anyhow::Error::msg)?;
-    let banner = describe_plan(&plan, cores);
+    let banner = describe_plan(&plan, cores, confined);
     eprintln!(
         "kmm: {} venue {} | {} markets: {} | {} | for {}",
         cfg.venue.name(),
@@ -214,6 +217,7 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
 
     let mut io_setup = IoSetup::new(venue.clone(), tickers.clone(), plan.mode);
     io_setup.rest_pool = cfg.rest_connections;
+    io_setup.presign.worker_cores = plan.other_cores.clone();
     io_setup.histograms_out = Some((hist_tx, spare_rx));
     let io_core = plan.io_core;
     let io_thread = std::thread::Builder::new().name("kmm-io".into()).spawn(move || {
@@ -394,14 +398,23 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     Ok(summary)
 }
 
-fn describe_plan(plan: &ThreadPlan, cores: usize) -> String {
+fn describe_plan(plan: &ThreadPlan, cores: usize, confined: bool) -> String {
     let cores_text = |c: Option<usize>| c.map_or("unpinned".to_string(), |c| format!("core {c}"));
+    let others = match (plan.other_cores.as_slice(), confined) {
+        ([], _) => String::new(),
+        (list, true) => {
+            let list: Vec<String> = list.iter().map(|c| c.to_string()).collect();
+            format!(", other threads on core {}", list.join(","))
+        }
+        (_, false) => ", other threads unconfined (the OS refused)".to_string(),
+    };
     format!(
-        "poll {} on {} cores: io {}, strategy {} ({})",
+        "poll {} on {} cores: io {}, strategy {}{} ({})",
         plan.mode,
         cores,
         cores_text(plan.io_core),
         cores_text(plan.strategy_core),
+        others,
         plan.reason
     )
 }
@@ -495,6 +508,17 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
     if let Some(k) = &s.kill_switch {
         writeln!(out, "kill switch {k}")?;
     }
+    writeln!(
+        out,
+        "requests   {} sent ({} batched creates, {} batched cancels), {} held for their order's signature, {} signed on the io thread, {} paced, {} HTTP 429",
+        s.io.requests,
+        s.io.batched_creates,
+        s.io.batched_cancels,
+        s.io.held_for_signature,
+        s.presign_misses,
+        s.io.paced,
+        s.io.http_429
+    )?;
     writeln!(out, "latency (us)       count      p50      p90      p99    p99.9      max")?;
     for l in &s.latency {
         if l.count == 0 {

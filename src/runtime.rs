@@ -203,13 +203,32 @@ fn publish(strategy: &Strategy, status: &LiveStatus, stalls: u64) {
 }
 
 /// Which cores the busy threads get, decided once at start and said out loud.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ThreadPlan {
     pub mode: PollMode,
     pub io_core: Option<usize>,
     pub strategy_core: Option<usize>,
+    /// Where every other thread runs (the embedded exchange, the signer, the log thread, the
+    /// main thread): empty means wherever the OS likes. A woken thread otherwise lands on the
+    /// io core and preempts the spinning io thread for as long as it works (an RSA signature,
+    /// a matching round), which is the worst of the tail.
+    pub other_cores: Vec<usize>,
     /// Why the plan is what it is, for the start-up banner.
     pub reason: &'static str,
+}
+
+/// The cores left to the rest of the process: those neither hot thread holds, or, when the
+/// hot threads hold them all, the strategy's (the io thread is the one that must never be
+/// preempted: it alone reads the market and writes the orders).
+fn other_cores(cores: usize, io: Option<usize>, strategy: Option<usize>) -> Vec<usize> {
+    if io.is_none() && strategy.is_none() {
+        return Vec::new();
+    }
+    let free: Vec<usize> = (0..cores).filter(|c| Some(*c) != io && Some(*c) != strategy).collect();
+    if !free.is_empty() {
+        return free;
+    }
+    (0..cores).filter(|c| Some(*c) != io).collect()
 }
 
 /// Machines with fewer cores than this run yield mode unpinned by default: two spinning
@@ -240,6 +259,7 @@ pub fn plan_threads(
             mode,
             io_core: None,
             strategy_core: None,
+            other_cores: Vec::new(),
             reason: "--no-pin",
         });
     }
@@ -248,6 +268,7 @@ pub fn plan_threads(
             mode,
             io_core: pin_io,
             strategy_core: pin_strategy,
+            other_cores: other_cores(cores, pin_io, pin_strategy),
             reason: "pinned as requested",
         });
     }
@@ -256,6 +277,7 @@ pub fn plan_threads(
             mode,
             io_core: None,
             strategy_core: None,
+            other_cores: Vec::new(),
             reason: "fewer than 4 cores: unpinned, so the exchange, the log thread and the OS keep a core",
         });
     }
@@ -263,6 +285,7 @@ pub fn plan_threads(
         mode,
         io_core: Some(cores - 2),
         strategy_core: Some(cores - 1),
+        other_cores: other_cores(cores, Some(cores - 2), Some(cores - 1)),
         reason: "pinned to the last two cores",
     })
 }
@@ -272,6 +295,22 @@ pub fn pin_current(core: Option<usize>) -> bool {
     match core {
         None => true,
         Some(id) => core_affinity::set_for_current(core_affinity::CoreId { id }),
+    }
+}
+
+/// Confines the calling thread, and the threads it spawns from now on, to `cores` (empty:
+/// leaves it alone). False when the OS refused; the run goes on unconfined.
+pub fn confine_current(cores: &[usize]) -> bool {
+    if cores.is_empty() {
+        return true;
+    }
+    // SAFETY: cpu_set_t is plain data, zeroed is the empty set, and the call only reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &c in cores {
+            libc::CPU_SET(c, &mut set);
+        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
     }
 }
 
@@ -298,11 +337,32 @@ mod tests {
         assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Yield, None, None));
         let p = plan_threads(8, None, None, None, false).unwrap();
         assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Spin, Some(6), Some(7)));
+        assert_eq!(p.other_cores, vec![0, 1, 2, 3, 4, 5]);
         let p = plan_threads(2, Some(PollMode::Spin), Some(0), Some(1), false).unwrap();
         assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Spin, Some(0), Some(1)));
+        // Two cores: the rest shares the strategy's core, never the io thread's.
+        assert_eq!(p.other_cores, vec![1]);
+        let p = plan_threads(4, None, Some(1), None, false).unwrap();
+        assert_eq!(p.other_cores, vec![0, 2, 3]);
         let p = plan_threads(8, None, Some(2), Some(3), true).unwrap();
         assert_eq!((p.io_core, p.strategy_core), (None, None));
+        assert!(p.other_cores.is_empty());
+        assert!(plan_threads(2, None, None, None, false).unwrap().other_cores.is_empty());
         assert!(plan_threads(2, None, Some(5), None, false).unwrap_err().contains("cores 0..1"));
+    }
+
+    #[test]
+    fn confining_a_thread_keeps_it_on_those_cores() {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let last = cores - 1;
+        let seen = std::thread::spawn(move || {
+            assert!(confine_current(&[last]));
+            // A thread spawned now inherits the set.
+            std::thread::spawn(|| unsafe { libc::sched_getcpu() }).join().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert_eq!(seen, last as i32);
     }
 
     #[test]

@@ -375,3 +375,40 @@ fn dropped_connection_reconnects_resyncs_and_counts_each_fill_once() {
     assert_eq!(report.resting_after_shutdown, 0);
     assert!(h.resting_at_exchange().is_empty());
 }
+
+#[test]
+fn amends_on_the_heels_of_their_acks_wait_for_the_signer_instead_of_signing_inline() {
+    let mut h = start(PollMode::Yield, &[]);
+    // Connected: by then the fixed-path stock is made, so the create is stamped from it.
+    h.connected();
+    h.send(place(0, 1, Side::Bid, 1000));
+    let (order, status) = acked_order(&h.ack_of(1));
+    assert_eq!(status, OrderStatus::Resting);
+    // Each amend leaves the moment the previous one is answered: the signer has had no
+    // time to make the order's next amend signature.
+    for (i, price) in [1100u32, 1200, 1300, 1400, 1500].into_iter().enumerate() {
+        h.send(command(CommandBody::Amend {
+            market: 0,
+            client: ClientRef(1),
+            order,
+            side: Side::Bid,
+            price: Price(price),
+            total: Qty(100 + 100 * i as i64),
+        }));
+        let ev = h.ack_of(1);
+        assert!(
+            matches!(ev.body, EventBody::OrderAck { order: o, .. } if o == order),
+            "amend {i}: {ev:?}"
+        );
+    }
+    let resting = h.resting_at_exchange();
+    assert_eq!(resting.len(), 1);
+    assert_eq!(resting[0].price, Price(1500), "{resting:?}");
+    let report = h.shutdown();
+    assert_eq!(
+        report.presign.order_misses, 0,
+        "no amend may be signed on the io thread: {report:?}"
+    );
+    assert!(report.presign.hits >= 5, "{report:?}");
+    assert_eq!(report.resting_after_shutdown, 0);
+}

@@ -145,6 +145,8 @@ pub struct IoCounters {
     pub ring_dropped: u64,
     pub presign_hits: u64,
     pub presign_misses: u64,
+    /// Amends and decreases held until the signer made their order's signature.
+    pub held_for_signature: u64,
 }
 
 /// What the io thread returns.
@@ -269,6 +271,28 @@ struct Pending {
     decided: u64,
     io_dequeued: u64,
 }
+
+/// An amend or decrease held until the signer has made its order's signature.
+#[derive(Clone, Copy)]
+struct Awaiting {
+    kind: ReqKind,
+    op: OrderOp,
+    order: OrderId,
+    pending: Pending,
+    body: CommandBody,
+    deadline: Instant,
+}
+
+/// A spinning io thread runs the warm-up once per this many empty passes (a pass is about
+/// half a microsecond), so the parse and encode code is never more than a few microseconds
+/// cold when a burst arrives.
+const WARM_EVERY_IDLE_PASSES: u32 = 4;
+
+/// Amends and decreases held at once for their signatures; past this they sign inline.
+const AWAITING_CAPACITY: usize = 64;
+/// How long a held request waits before the io thread signs it itself. The signer makes one
+/// in well under this; the bound keeps a stalled signer from holding orders back.
+const SIGNATURE_WAIT: Duration = Duration::from_millis(20);
 
 // ------------------------------------------------------------------------------------ fills
 
@@ -454,6 +478,10 @@ struct Io {
     free: Vec<usize>,
     creates: Vec<Pending>,
     cancels: Vec<Pending>,
+    /// Amends and decreases whose per-order signature the signer has not made yet (the order
+    /// was acked or last amended a moment ago). Held rather than signed here: an inline RSA
+    /// signature stalls this thread, and every frame and order behind it, for milliseconds.
+    awaiting: Vec<Awaiting>,
     shutting_down: bool,
 }
 
@@ -536,6 +564,7 @@ impl Io {
             free: (0..INFLIGHT_SLOTS).rev().collect(),
             creates: Vec::with_capacity(MAX_BATCH),
             cancels: Vec::with_capacity(MAX_BATCH),
+            awaiting: Vec::with_capacity(AWAITING_CAPACITY),
             shutting_down: false,
         })
     }
@@ -1008,14 +1037,31 @@ impl Io {
                 }
                 CommandBody::Amend { market, client, order, .. } | CommandBody::Decrease { market, client, order, .. } => {
                     p.item = Item { market, client, order };
-                    let kind = if matches!(cmd.body, CommandBody::Amend { .. }) {
-                        ReqKind::Amend
+                    let (kind, op) = if matches!(cmd.body, CommandBody::Amend { .. }) {
+                        (ReqKind::Amend, OrderOp::Amend)
                     } else {
-                        ReqKind::Decrease
+                        (ReqKind::Decrease, OrderOp::Decrease)
                     };
+                    if !self.presigner.order_ready(order, op) && self.awaiting.len() < AWAITING_CAPACITY && !self.shutting_down {
+                        // Asked again in case the order's request was lost or dropped (a no-op
+                        // when the signer already has it in hand); the wake follows the writes.
+                        self.presigner.prepare(order, op);
+                        self.awaiting.push(Awaiting {
+                            kind,
+                            op,
+                            order,
+                            pending: p,
+                            body: cmd.body,
+                            deadline: Instant::now() + SIGNATURE_WAIT,
+                        });
+                        self.out.counters.held_for_signature += 1;
+                        continue;
+                    }
                     self.send_single(kind, p, &cmd.body);
                 }
                 CommandBody::CancelAll => {
+                    // Held amends would only fail against canceled orders.
+                    self.reject_awaiting();
                     p.item = Item::default();
                     self.send_single(ReqKind::CancelAll, p, &cmd.body);
                 }
@@ -1039,6 +1085,36 @@ impl Io {
             self.presigner.wake();
         }
         any
+    }
+
+    /// Sends the held amends and decreases whose signature has come, or whose wait is over.
+    fn send_awaiting(&mut self) -> bool {
+        if self.awaiting.is_empty() {
+            return false;
+        }
+        let now = Instant::now();
+        let mut sent = false;
+        let mut i = 0;
+        while i < self.awaiting.len() {
+            let a = self.awaiting[i];
+            if now >= a.deadline || self.presigner.order_ready(a.order, a.op) {
+                // In order of arrival: the strategy never has two requests on one order.
+                self.awaiting.remove(i);
+                self.send_single(a.kind, a.pending, &a.body);
+                sent = true;
+            } else {
+                i += 1;
+            }
+        }
+        sent
+    }
+
+    fn reject_awaiting(&mut self) {
+        for i in 0..self.awaiting.len() {
+            let item = self.awaiting[i].pending.item;
+            self.reject_local(item, RejectReason::Other);
+        }
+        self.awaiting.clear();
     }
 
     fn send_single(&mut self, kind: ReqKind, p: Pending, body: &CommandBody) {
@@ -1180,8 +1256,9 @@ impl Io {
 
     fn apply_presign_requests(&mut self) {
         for o in self.out.prepared.drain(..) {
-            self.presigner.prepare(o, OrderOp::Decrease);
+            // Amends are the common request on a resting order: its signature is made first.
             self.presigner.prepare(o, OrderOp::Amend);
+            self.presigner.prepare(o, OrderOp::Decrease);
         }
         for o in self.out.released.drain(..) {
             self.presigner.release(o);
@@ -1192,6 +1269,7 @@ impl Io {
 
     fn shutdown(&mut self, events_deadline: Duration) -> (usize, usize) {
         self.shutting_down = true;
+        self.reject_awaiting();
         let now = Instant::now();
         // In-flight creates must land before the cancel-all, or one could outlive it.
         let deadline = now + Duration::from_secs(10);
@@ -1363,6 +1441,13 @@ pub fn run(
         PollMode::Park => setup.poll.block_for(),
     };
     let mut mio_events = Events::with_capacity(256);
+    // Only a spinning thread owns its core's caches; yielding or parked, the warm-up would
+    // spend a shared core on code that others evict anyway.
+    let mut warmer = match setup.tickers.first() {
+        Some(t) if setup.poll == PollMode::Spin => Some(crate::connector::warm::Warmer::new(t.as_bytes())?),
+        _ => None,
+    };
+    let mut idle_passes: u32 = 0;
     let mut last_housekeeping = Instant::now();
     let mut last_handoff = Instant::now();
     let mut passes: u32 = 0;
@@ -1382,7 +1467,13 @@ pub fn run(
             }
         }
         worked |= io.poll_http(now);
+        if !io.out.prepared.is_empty() || !io.out.released.is_empty() {
+            // An acked order may be amended within milliseconds: its signature must be
+            // asked for now, not at the next housekeeping.
+            io.apply_presign_requests();
+        }
         worked |= io.drain_commands(&mut commands);
+        worked |= io.send_awaiting();
         passes = passes.wrapping_add(1);
         // Connection upkeep and control are slow-path: not every pass.
         if passes % 64 == 0 || !worked {
@@ -1418,8 +1509,19 @@ pub fn run(
         }
         if worked {
             idle.worked();
-        } else if setup.poll != PollMode::Park {
-            idle.idle();
+            idle_passes = 0;
+        } else {
+            // The futex wake of the signer waits for a quiet pass, off any burst.
+            io.presigner.wake();
+            idle_passes = idle_passes.wrapping_add(1);
+            if idle_passes % WARM_EVERY_IDLE_PASSES == 0 {
+                if let Some(w) = warmer.as_mut() {
+                    w.run(io.pool.host(), io.key_id.as_bytes());
+                }
+            }
+            if setup.poll != PollMode::Park {
+                idle.idle();
+            }
         }
     };
     // Commands that arrived during shutdown still get their answer.

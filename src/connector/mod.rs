@@ -13,4 +13,5 @@ pub mod pacing;
 pub mod replies;
 pub mod signer;
 pub mod venue;
+pub mod warm;
 pub mod ws;

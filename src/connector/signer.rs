@@ -363,6 +363,10 @@ pub struct PresignConfig {
     pub order_slots: usize,
     /// Per-order (order, op) pairs the worker keeps fresh; the oldest is dropped past this.
     pub max_wanted: usize,
+    /// Cores the worker may run on (empty: inherit). Its signatures cost hundreds of
+    /// microseconds each, so it must never share the io thread's core, whose affinity it
+    /// would otherwise inherit.
+    pub worker_cores: Vec<usize>,
 }
 
 impl Default for PresignConfig {
@@ -374,6 +378,7 @@ impl Default for PresignConfig {
             poll_ms: 100,
             order_slots: 1024,
             max_wanted: 1024,
+            worker_cores: Vec::new(),
         }
     }
 }
@@ -470,6 +475,8 @@ pub struct PresignStats {
     pub unstocked: u64,
     /// Stock found too old at `take` (a sign that `maintain` is not being called).
     pub stale_dropped: u64,
+    /// Of `misses`, those for an order's own amend, decrease or cancel.
+    pub order_misses: u64,
     /// Stock retired by `maintain` for age before anyone needed it.
     pub retired: u64,
     /// `prepare`/`release` requests lost because the request ring was full.
@@ -559,7 +566,11 @@ impl Presigner {
             shared: shared.clone(),
             dropped_orders: 0,
         };
-        let handle = std::thread::Builder::new().name("kmm-signer".into()).spawn(move || worker.run())?;
+        let cores = config.worker_cores.clone();
+        let handle = std::thread::Builder::new().name("kmm-signer".into()).spawn(move || {
+            crate::runtime::confine_current(&cores);
+            worker.run()
+        })?;
         // Capacity doubled: hashbrown rehashes in place (no allocation) while at most half full.
         let orders = HashMap::with_capacity_and_hasher(config.order_slots.max(16) * 2, BuildHasherDefault::default());
         Ok(Presigner {
@@ -626,6 +637,7 @@ impl Presigner {
                     self.stats.stale_dropped += 1;
                 }
                 self.stats.misses += 1;
+                self.stats.order_misses += 1;
             }
             None => self.stats.unstocked += 1,
         }
@@ -749,6 +761,15 @@ impl Presigner {
     /// was full (counted). No syscall: call [`wake`](Self::wake) after the write.
     pub fn prepare(&mut self, order: OrderId, op: OrderOp) -> bool {
         self.request(Request::Prepare(order, op))
+    }
+
+    /// Whether a request for `op` on `order` would be stamped from stock now. Takes in the
+    /// worker's finished signatures first; no syscall, no allocation.
+    pub fn order_ready(&mut self, order: OrderId, op: OrderOp) -> bool {
+        self.drain_results();
+        let now_ms = self.clock.now_ms();
+        let max_age = self.config.max_age_ms;
+        self.orders.get(&OrderKey(order.0, op)).is_some_and(|h| h.age_ok(now_ms, max_age))
     }
 
     /// The order is gone (canceled or executed): stop signing for it and drop its stock.
@@ -893,10 +914,14 @@ struct Worker {
 impl Worker {
     fn run(&mut self) {
         while !self.stopped() {
-            self.take_requests();
-            self.fill_fixed();
+            // Per-order signatures first, and again after every fixed-path one: an amend waits
+            // on its own order's signature (missing it means an inline RSA signature on the io
+            // thread), while the fixed paths keep a stock many requests deep.
             self.take_requests();
             self.fill_orders();
+            if self.fill_one_fixed() {
+                continue;
+            }
             if self.stopped() {
                 break;
             }
@@ -937,25 +962,27 @@ impl Worker {
         }
     }
 
-    fn fill_fixed(&mut self) {
-        // Round-robin one at a time, so a burst on one path cannot starve the others.
-        loop {
-            let mut any = false;
-            for f in FixedPath::ALL {
-                if self.stopped() {
-                    return;
+    /// Signs one fixed-path request for the path with the emptiest stock; false when every
+    /// stock is full.
+    fn fill_one_fixed(&mut self) -> bool {
+        let mut best: Option<(usize, FixedPath)> = None;
+        for f in FixedPath::ALL {
+            let i = f.index();
+            let free = self.fixed[i].slots();
+            if self.stock[i] > 0 && free > 0 {
+                // Fewest ready relative to the depth asked for = most free slots per depth.
+                let need = free * 1024 / self.stock[i];
+                if best.is_none_or(|(n, _)| need > n) {
+                    best = Some((need, f));
                 }
-                let i = f.index();
-                if self.stock[i] > 0 && self.fixed[i].slots() > 0 {
-                    let h = self.sign(f.method(), f.path());
-                    let _ = self.fixed[i].push(h);
-                    any = true;
-                }
-            }
-            if !any {
-                return;
             }
         }
+        let Some((_, f)) = best else {
+            return false;
+        };
+        let h = self.sign(f.method(), f.path());
+        let _ = self.fixed[f.index()].push(h);
+        true
     }
 
     fn fill_orders(&mut self) {
