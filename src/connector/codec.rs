@@ -103,7 +103,7 @@ impl Interner {
         loop {
             match self.slots[i] {
                 EMPTY => return None,
-                idx if *self.names[usize::from(idx)] == *ticker => return Some(idx),
+                idx if same_bytes(&self.names[usize::from(idx)], ticker) => return Some(idx),
                 _ => i = (i + 1) & mask,
             }
         }
@@ -126,23 +126,53 @@ impl Interner {
     }
 }
 
+/// Tickers share long prefixes and differ in the date and strike, so the first, middle and
+/// last eight bytes carry what tells them apart: three loads and two independent multiplies
+/// instead of a serial multiply per eight bytes. Equal tickers always hash equal; rarer
+/// collisions only lengthen a probe.
 #[inline]
 fn hash(bytes: &[u8]) -> u64 {
-    const K: u64 = 0x517c_c1b7_2722_0a95;
-    let mut h = bytes.len() as u64;
-    let mut chunks = bytes.chunks_exact(8);
-    for c in &mut chunks {
+    const K1: u64 = 0x517c_c1b7_2722_0a95;
+    const K2: u64 = 0x9e37_79b9_7f4a_7c15;
+    let n = bytes.len();
+    let (a, m, z) = if n >= 8 {
+        (load8(bytes, 0), load8(bytes, (n - 8) / 2), load8(bytes, n - 8))
+    } else {
         let mut w = [0u8; 8];
-        w.copy_from_slice(c);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
-    let rest = chunks.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 8];
-        w[..rest.len()].copy_from_slice(rest);
-        h = (h.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
-    }
+        w[..n].copy_from_slice(bytes);
+        (u64::from_le_bytes(w), 0, 0)
+    };
+    let h = (a ^ m.rotate_left(23)).wrapping_mul(K1) ^ (z ^ n as u64).wrapping_mul(K2);
     h ^ (h >> 29)
+}
+
+/// Eight bytes at `at` (the caller keeps `at + 8 <= b.len()`).
+#[inline(always)]
+fn load8(b: &[u8], at: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[at..at + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Byte equality in words: tickers are 10 to 30 bytes, where a `memcmp` call costs more than
+/// the compare.
+#[inline(always)]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a == b;
+    }
+    let mut i = 0;
+    while i + 8 < n {
+        if load8(a, i) != load8(b, i) {
+            return false;
+        }
+        i += 8;
+    }
+    load8(a, n - 8) == load8(b, n - 8)
 }
 
 /// A set of markets as a fixed bitmap sized to the interner's capacity.
@@ -503,8 +533,8 @@ impl Decoder {
             sink(ev)
         };
         // Filled in place: a payload is a few hundred bytes, too many to move around per frame.
-        let mut env = Envelope::EMPTY;
-        let result = if self.fast_path && fast_envelope(frame, &mut env).is_some() {
+        let mut env = Envelope::empty();
+        let result = if self.fast_path && (fast_delta(frame, &mut env).is_some() || fast_envelope(frame, &mut env).is_some()) {
             self.dispatch(&env, stamp, &mut counted)
         } else {
             let mut bad = None;
@@ -1087,7 +1117,78 @@ impl<'de: 'a, 'a> Deserialize<'de> for Num<'a> {
 /// integer cents as prices, 6 for dollar money).
 #[inline]
 fn scaled(n: Num<'_>, places: u32) -> Result<i64, DecodeError> {
-    parse_scaled(n.text(), places).map_err(|_| DecodeError::BadNumber)
+    let t = n.text();
+    match simple_scaled(t, places) {
+        Some(v) => Ok(v),
+        None => parse_scaled(t, places).map_err(|_| DecodeError::BadNumber),
+    }
+}
+
+/// 1 to 19 plain digits as a u64 in one pass; `None` for anything else (or too long).
+#[inline]
+fn plain_digits(t: &[u8]) -> Option<u64> {
+    if t.is_empty() || t.len() > 19 {
+        return None;
+    }
+    let mut v = 0u64;
+    for &c in t {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + u64::from(d);
+    }
+    Some(v)
+}
+
+/// [`parse_scaled`] for the forms the wire actually carries, `-?D+(.D{1,places})?` with few
+/// enough digits that nothing can overflow, in one pass. `None` hands everything else (a
+/// sign of `+`, a bare `.5`, surplus zero decimals, long values, errors) to `parse_scaled`,
+/// so the results are its results.
+#[inline]
+fn simple_scaled(t: &[u8], places: u32) -> Option<i64> {
+    let (neg, t) = match t.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, t),
+    };
+    // 18 digits in all stay below i64::MAX whatever their value.
+    if t.is_empty() || t.len() > 18 || places > 8 {
+        return None;
+    }
+    let mut v = 0i64;
+    let mut i = 0;
+    while i < t.len() {
+        let d = t[i].wrapping_sub(b'0');
+        if d > 9 {
+            break;
+        }
+        v = v * 10 + i64::from(d);
+        i += 1;
+    }
+    if i == 0 {
+        return None;
+    }
+    let mut frac = 0u32;
+    if i < t.len() {
+        if t[i] != b'.' || i + 1 == t.len() || t.len() - i - 1 > places as usize {
+            return None;
+        }
+        for &c in &t[i + 1..] {
+            let d = c.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            v = v * 10 + i64::from(d);
+        }
+        frac = (t.len() - i - 1) as u32;
+    }
+    // int + frac digits <= 18 and the scale adds at most `places - frac` more: still in range
+    // only while the total stays within 18.
+    if t.len() - usize::from(frac > 0) + (places - frac) as usize > 18 {
+        return None;
+    }
+    v *= 10i64.pow(places - frac);
+    Some(if neg { -v } else { v })
 }
 
 #[inline]
@@ -1140,10 +1241,9 @@ fn flag(n: Num<'_>) -> Result<bool, DecodeError> {
 fn small_int<T: TryFrom<u64>>(n: Num<'_>) -> Result<T, DecodeError> {
     // Plain digits (timestamps, ids) without the general parser; anything else takes it.
     let t = n.text();
-    let v = if !t.is_empty() && t.len() <= 19 && t.iter().all(u8::is_ascii_digit) {
-        t.iter().fold(0u64, |v, &d| v * 10 + u64::from(d - b'0'))
-    } else {
-        u64::try_from(scaled(n, 0)?).map_err(|_| DecodeError::BadNumber)?
+    let v = match plain_digits(t) {
+        Some(v) => v,
+        None => u64::try_from(scaled(n, 0)?).map_err(|_| DecodeError::BadNumber)?,
     };
     T::try_from(v).map_err(|_| DecodeError::BadNumber)
 }
@@ -1468,13 +1568,18 @@ struct Envelope<'a> {
 }
 
 impl Envelope<'_> {
-    const EMPTY: Envelope<'static> = Envelope {
-        kind: None,
-        id: None,
-        sid: None,
-        seq: None,
-        body: Body::Absent,
-    };
+    /// Field by field rather than a `const`: copying a constant copies the whole body union
+    /// (hundreds of bytes, a `memcpy` per frame), where this writes a few tags.
+    #[inline(always)]
+    fn empty() -> Envelope<'static> {
+        Envelope {
+            kind: None,
+            id: None,
+            sid: None,
+            seq: None,
+            body: Body::Absent,
+        }
+    }
 }
 
 // --- the general path: serde_json
@@ -1887,6 +1992,13 @@ impl<'a> Scan<'a> {
         Some(&self.b[start..self.i])
     }
 
+    /// `word` exactly, after whitespace.
+    #[inline(always)]
+    fn lit(&mut self, word: &'static [u8]) -> Option<()> {
+        self.ws();
+        self.b.get(self.i..)?.starts_with(word).then(|| self.i += word.len())
+    }
+
     fn literal(&mut self, word: &'static [u8]) -> Option<&'a [u8]> {
         let s = self.b.get(self.i..self.i + word.len())?;
         (s == word).then(|| {
@@ -2004,6 +2116,101 @@ fn fast_envelope<'a>(frame: &'a [u8], env: &mut Envelope<'a>) -> Option<()> {
     (s.i == frame.len()).then_some(())
 }
 
+/// Kalshi's `orderbook_delta` as it arrives, the hottest frame by far: the envelope matched
+/// as one literal and each payload key recognised from its first bytes, instead of scanning
+/// every key as a string and comparing it against each field name. Values are read and stored
+/// exactly as [`fast_envelope`] does (same tokens, same `put`), and a key that is not met in
+/// its literal form goes through the same `set`: the two cannot disagree on a frame this
+/// accepts. `None` (with `env` left empty) on anything else, for `fast_envelope` and then serde.
+#[inline]
+fn fast_delta<'a>(frame: &'a [u8], env: &mut Envelope<'a>) -> Option<()> {
+    const HEAD: &[u8] = br#"{"type":"orderbook_delta","sid":"#;
+    if !frame.starts_with(HEAD) {
+        return None;
+    }
+    let r = fast_delta_body(frame, HEAD.len(), env);
+    if r.is_none() {
+        *env = Envelope::empty();
+    }
+    r
+}
+
+#[inline(always)]
+fn fast_delta_body<'a>(frame: &'a [u8], head: usize, env: &mut Envelope<'a>) -> Option<()> {
+    let mut s = Scan { b: frame, i: head };
+    env.kind = Some(Kind::Delta);
+    env.sid = Some(s.uint()?);
+    s.lit(br#","seq":"#)?;
+    env.seq = Some(s.uint()?);
+    s.lit(br#","msg":{"#)?;
+    env.body = Body::Delta(DeltaMsg::default());
+    let Body::Delta(m) = &mut env.body else {
+        return None;
+    };
+    if s.peek()? == b'}' {
+        s.i += 1;
+    } else {
+        loop {
+            // At the key's opening quote (`lit` and `peek` have skipped whitespace).
+            if s.b.get(s.i) != Some(&b'"') {
+                return None;
+            }
+            let key = &s.b[s.i + 1..];
+            macro_rules! known {
+                ($lit:literal, $field:ident) => {
+                    if key.starts_with($lit) {
+                        s.i += 1 + $lit.len();
+                        let tok = s.token()?;
+                        m.$field.put(tok)?;
+                        true
+                    } else {
+                        false
+                    }
+                };
+            }
+            let hit = match key.first() {
+                Some(b'm') => {
+                    known!(br#"market_ticker":"#, market_ticker) || {
+                        // Ignored, as `set` would: any scalar.
+                        key.starts_with(br#"market_id":"#) && {
+                            s.i += 1 + br#"market_id":"#.len();
+                            s.token()?;
+                            true
+                        }
+                    }
+                }
+                Some(b'p') => known!(br#"price_dollars":"#, price_dollars) || known!(br#"price":"#, price),
+                Some(b'd') => known!(br#"delta_fp":"#, delta_fp) || known!(br#"delta":"#, delta),
+                Some(b's') => known!(br#"side":"#, side),
+                Some(b't') => known!(br#"ts_ms":"#, ts_ms) || known!(br#"ts":"#, ts),
+                Some(b'c') => known!(br#"client_order_id":"#, client_order_id),
+                _ => false,
+            };
+            if !hit {
+                let key = s.string()?;
+                s.eat(b':')?;
+                let tok = s.token()?;
+                m.set(key, tok)?;
+            }
+            match s.peek()? {
+                b',' => {
+                    s.i += 1;
+                    s.ws();
+                }
+                b'}' => {
+                    s.i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    // Anything after `msg` (another envelope key) is left to the general scanner.
+    s.eat(b'}')?;
+    s.ws();
+    (s.i == frame.len()).then_some(())
+}
+
 // ------------------------------------------------------------------------------------ encoders
 
 pub const API_PREFIX: &[u8] = b"/trade-api/v2";
@@ -2040,6 +2247,79 @@ pub struct RestRequest {
     pub path: Vec<u8>,
     /// Empty for requests without a body.
     pub body: Vec<u8>,
+    create: CreateTemplate,
+}
+
+/// The constant runs of the last create body, kept apart from `body` (which callers may
+/// touch): a market maker sends one market and side over and over, so only the client id,
+/// count and price change, and the escaped ticker and enum names are copied, not rewritten.
+#[derive(Clone, Debug)]
+struct CreateTemplate {
+    valid: bool,
+    ticker: Vec<u8>,
+    side: Side,
+    tif: TimeInForce,
+    post_only: bool,
+    stp: SelfTradePrevention,
+    /// `{"ticker":"…","client_order_id":"`
+    head: Vec<u8>,
+    /// `","side":"…","count":"`
+    mid: Vec<u8>,
+    /// `","time_in_force":"…","self_trade_prevention_type":"…","post_only":…}`
+    tail: Vec<u8>,
+}
+
+impl CreateTemplate {
+    fn new() -> CreateTemplate {
+        CreateTemplate {
+            valid: false,
+            ticker: Vec::with_capacity(Interner::MAX_TICKER),
+            side: Side::Bid,
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: false,
+            stp: SelfTradePrevention::default(),
+            // Room for a longest ticker escaped entirely as `\u00XX`.
+            head: Vec::with_capacity(64 + 6 * Interner::MAX_TICKER),
+            mid: Vec::with_capacity(64),
+            tail: Vec::with_capacity(128),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, o: &OrderSpec<'_>) -> bool {
+        self.valid
+            && self.side == o.side
+            && self.tif == o.tif
+            && self.post_only == o.post_only
+            && self.stp == o.stp
+            && same_bytes(&self.ticker, o.ticker)
+    }
+
+    #[cold]
+    fn build(&mut self, o: &OrderSpec<'_>) {
+        self.ticker.clear();
+        self.ticker.extend_from_slice(o.ticker);
+        (self.side, self.tif, self.post_only, self.stp) = (o.side, o.tif, o.post_only, o.stp);
+        self.head.clear();
+        self.head.extend_from_slice(b"{\"ticker\":");
+        push_str(&mut self.head, o.ticker);
+        self.head.extend_from_slice(b",\"client_order_id\":\"");
+        self.mid.clear();
+        self.mid.extend_from_slice(b"\",\"side\":\"");
+        self.mid.extend_from_slice(o.side.name().as_bytes());
+        self.mid.extend_from_slice(b"\",\"count\":\"");
+        self.tail.clear();
+        self.tail.extend_from_slice(b"\",\"time_in_force\":\"");
+        self.tail.extend_from_slice(tif_name(o.tif).as_bytes());
+        self.tail.extend_from_slice(b"\",\"self_trade_prevention_type\":\"");
+        self.tail.extend_from_slice(o.stp.name().as_bytes());
+        self.tail.extend_from_slice(if o.post_only {
+            b"\",\"post_only\":true}"
+        } else {
+            b"\",\"post_only\":false}"
+        });
+        self.valid = true;
+    }
 }
 
 impl Default for RestRequest {
@@ -2054,6 +2334,7 @@ impl RestRequest {
             method: Method::Get,
             path: Vec::with_capacity(PATH_CAPACITY),
             body: Vec::with_capacity(BODY_CAPACITY),
+            create: CreateTemplate::new(),
         }
     }
 
@@ -2092,7 +2373,19 @@ pub struct OrderSpec<'a> {
 /// `POST /trade-api/v2/portfolio/events/orders`.
 pub fn encode_create(req: &mut RestRequest, order: &OrderSpec<'_>) {
     req.start(Method::Post, ORDERS_PATH);
-    write_order(&mut req.body, order);
+    let t = &mut req.create;
+    if !t.matches(order) {
+        t.build(order);
+    }
+    // The same bytes as `write_order`, a property test holds them to it.
+    let b = &mut req.body;
+    b.extend_from_slice(&t.head);
+    push_client(b, order.client);
+    b.extend_from_slice(&t.mid);
+    push_qty(b, order.qty);
+    b.extend_from_slice(b"\",\"price\":\"");
+    push_price(b, order.price);
+    b.extend_from_slice(&t.tail);
 }
 
 /// `DELETE /trade-api/v2/portfolio/events/orders/{order_id}` (no body).
@@ -2345,24 +2638,35 @@ pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
     out.extend_from_slice(&buf[i..]);
 }
 
-/// `value / 10^places` with exactly `places` decimals.
+/// `value / 10^places` with exactly `places` decimals (at most 8), written backwards into one
+/// stack buffer and appended with a single copy.
+#[inline]
 fn push_scaled(out: &mut Vec<u8>, value: i64, places: u32) {
-    if value < 0 {
-        out.push(b'-');
+    let mut buf = [0u8; 32];
+    let mut i = buf.len();
+    let mut m = value.unsigned_abs();
+    for _ in 0..places.min(8) {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
     }
-    let m = value.unsigned_abs();
-    let scale = 10u64.pow(places);
-    push_u64(out, m / scale);
     if places > 0 {
-        out.push(b'.');
-        let mut frac = m % scale;
-        let mut buf = [b'0'; 8];
-        for i in (0..places as usize).rev() {
-            buf[i] = b'0' + (frac % 10) as u8;
-            frac /= 10;
-        }
-        out.extend_from_slice(&buf[..places as usize]);
+        i -= 1;
+        buf[i] = b'.';
     }
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if value < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    out.extend_from_slice(&buf[i..]);
 }
 
 /// "0.5600": Kalshi's four-decimal dollar price.
@@ -2444,7 +2748,7 @@ mod tests {
     #[test]
     fn fast_path_takes_the_common_shapes_and_leaves_the_rest() {
         let fast = |f: &str| {
-            let mut env = Envelope::EMPTY;
+            let mut env = Envelope::empty();
             fast_envelope(f.as_bytes(), &mut env).is_some()
         };
         for f in [
@@ -2474,6 +2778,279 @@ mod tests {
             r#"{"type":"trade","sid":12,"msg":{}"#,
         ] {
             assert!(!fast(f), "{f}");
+        }
+    }
+
+    const T0: &str = "KXHIGHNY-26JUN24-T82";
+
+    /// A decoder with `T0` (and neighbours sharing its prefix) on an orderbook sid 1.
+    fn book_decoder(fast: bool) -> Decoder {
+        let mut interner = Interner::with_capacity(64);
+        interner.intern(T0.as_bytes()).unwrap();
+        for i in 0..20 {
+            interner.intern(format!("KXHIGHNY-26JUN24-T{i}").as_bytes()).unwrap();
+        }
+        let mut d = Decoder::new(interner);
+        d.set_fast_path(fast);
+        d.register_subscribe(1, &[Channel::OrderbookDelta], &[0], false).unwrap();
+        let f = br#"{"id":1,"type":"subscribed","msg":{"channel":"orderbook_delta","sid":1}}"#;
+        d.decode(f, Stamp::default(), &mut |_| {}).unwrap();
+        d
+    }
+
+    fn delta_fast(f: &[u8]) -> bool {
+        let mut env = Envelope::empty();
+        let took = fast_delta(f, &mut env).is_some();
+        if !took {
+            assert!(
+                env.kind.is_none() && matches!(env.body, Body::Absent),
+                "{}",
+                String::from_utf8_lossy(f)
+            );
+        }
+        took
+    }
+
+    /// Same result, events and counters from the fast paths and from serde alone.
+    fn agree(frames: &[Vec<u8>]) -> Result<(), String> {
+        let (mut fast, mut slow) = (book_decoder(true), book_decoder(false));
+        for f in frames {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let ra = fast.decode(f, Stamp::default(), &mut |e| a.push(e));
+            let rb = slow.decode(f, Stamp::default(), &mut |e| b.push(e));
+            if (ra, &a) != (rb, &b) {
+                return Err(format!("{}: {ra:?} {a:?} vs {rb:?} {b:?}", String::from_utf8_lossy(f)));
+            }
+        }
+        if fast.counters() != slow.counters() {
+            return Err(format!("{:?} vs {:?}", fast.counters(), slow.counters()));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn delta_fast_path_takes_the_kalshi_shape_and_leaves_the_rest() {
+        let take = [
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"market_ticker":"KXHIGHNY-26JUN24-T82","market_id":"0445cdcb-e22f-4522-9981-aed4b66015ff","price_dollars":"0.5800","delta_fp":"-7.00","side":"no","ts":"2026-06-24T15:49:55.033836Z","ts_ms":1782316195033}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":8,"msg":{"delta":-7,"delta_fp":"-7.00","market_id":"x","market_ticker":"KXHIGHNY-26JUN24-T82","price":58,"price_dollars":"0.5800","side":"yes","ts":"2026-06-24T15:49:55.033Z","ts_ms":1}}"#,
+            r#"{"type":"orderbook_delta","sid": 1 ,"seq": 9 ,"msg":{ "side" : "no", "market_ticker":"KXHIGHNY-26JUN24-T82" , "client_order_id":"c","subaccount":0,"extra":true,"price":58,"delta":1 } } "#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":10,"msg":{}}"#,
+        ];
+        for f in take {
+            assert!(delta_fast(f.as_bytes()), "{f}");
+        }
+        let leave = [
+            r#"{"type":"trade","sid":1,"seq":7,"msg":{}}"#,
+            r#"{"sid":1,"type":"orderbook_delta","seq":7,"msg":{}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"msg":{},"seq":7}"#,
+            r#"{"type":"orderbook_delta","sid":01,"seq":7,"msg":{}}"#,
+            r#"{"type":"orderbook_delta","sid":-1,"seq":7,"msg":{}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7.0,"msg":{}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":"no","side":"no"}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"market_ticker":null}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"market_ticker":"K\"X"}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"market_id":{"a":1}}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"price_dollars":["0.5"]}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"delta_fp":1e2}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":no}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":"no",}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":"no"},"x":1}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":"no"}} x"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":"no"}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"side":"nö"}}"#,
+            r#"{"type":"orderbook_delta","sid":1,"seq":7,"msg":{"#,
+            r#"{"type":"orderbook_delta","sid":"#,
+        ];
+        for f in leave {
+            assert!(!delta_fast(f.as_bytes()), "{f}");
+        }
+        let all: Vec<Vec<u8>> = take.iter().chain(leave.iter()).map(|f| f.as_bytes().to_vec()).collect();
+        agree(&all).unwrap();
+        // Every prefix of a good frame: truncation is an error, never a panic, on both paths.
+        let cut: Vec<Vec<u8>> = (0..take[0].len()).map(|n| take[0].as_bytes()[..n].to_vec()).collect();
+        agree(&cut).unwrap();
+    }
+
+    #[test]
+    fn ticker_hash_and_compare_across_lengths() {
+        let mut i = Interner::with_capacity(400);
+        let names: Vec<String> = (0..300).map(|k| format!("{}{k}", &"KXHIGHNY-26JUN24-T8X"[..k % 20])).collect();
+        let idx: Vec<MarketIdx> = names.iter().map(|n| i.intern(n.as_bytes()).unwrap()).collect();
+        for (n, &m) in names.iter().zip(&idx) {
+            assert_eq!(i.get(n.as_bytes()), Some(m), "{n}");
+            assert_eq!(i.ticker(m), Some(n.as_bytes()));
+            let mut other = n.clone().into_bytes();
+            other[0] ^= 1;
+            assert_eq!(i.get(&other), None);
+        }
+        assert!(same_bytes(b"abcdefghijklmnopq", b"abcdefghijklmnopq"));
+        assert!(!same_bytes(b"abcdefghijklmnopq", b"abcdefghiJklmnopq"));
+        assert!(!same_bytes(b"abcdefghijklmnopq", b"abcdefghijklmnopQ"));
+        assert!(!same_bytes(b"abc", b"abcd"));
+    }
+
+    mod props {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Decimal-ish text: the wire's forms and the corners `parse_scaled` has rules for.
+        fn decimal() -> impl Strategy<Value = String> {
+            prop_oneof![
+                (0u32..=10_000).prop_map(|p| {
+                    let mut v = Vec::new();
+                    push_price(&mut v, Price(p));
+                    String::from_utf8(v).unwrap()
+                }),
+                any::<i64>().prop_map(|q| {
+                    let mut v = Vec::new();
+                    push_qty(&mut v, Qty(q / 4));
+                    String::from_utf8(v).unwrap()
+                }),
+                "[-+]?[0-9]{0,21}(\\.[0-9]{0,9})?",
+                "[-+.0-9eE]{0,8}",
+            ]
+        }
+
+        fn key_value() -> impl Strategy<Value = String> {
+            let s = |k: &'static str, v: BoxedStrategy<String>| v.prop_map(move |v| format!("\"{k}\":{v}"));
+            let quoted = || decimal().prop_map(|d| format!("\"{d}\"")).boxed();
+            let bare = || "-?[1-9][0-9]{0,12}(\\.[0-9]{1,4})?".boxed();
+            prop_oneof![
+                s(
+                    "market_ticker",
+                    prop_oneof![
+                        Just(format!("\"{T0}\"")),
+                        Just("\"KXHIGHNY-26JUN24-T3\"".to_string()),
+                        Just("\"NOPE\"".to_string())
+                    ]
+                    .boxed()
+                ),
+                s("market_id", Just("\"0445cdcb-e22f-4522-9981-aed4b66015ff\"".to_string()).boxed()),
+                s("price_dollars", quoted()),
+                s("price", bare()),
+                s("delta_fp", quoted()),
+                s("delta", bare()),
+                s(
+                    "side",
+                    prop_oneof![Just("\"yes\""), Just("\"no\""), Just("\"maybe\"")]
+                        .prop_map(str::to_string)
+                        .boxed()
+                ),
+                s(
+                    "client_order_id",
+                    prop_oneof![Just("\"\""), Just("\"my-1\"")].prop_map(str::to_string).boxed()
+                ),
+                s(
+                    "ts",
+                    prop_oneof![
+                        Just("\"2026-06-24T15:49:55.033836Z\""),
+                        Just("\"2026-06-24T15:49\""),
+                        Just("1700000000")
+                    ]
+                    .prop_map(str::to_string)
+                    .boxed()
+                ),
+                s("ts_ms", "[0-9]{1,20}".boxed()),
+                s("subaccount", Just("0".to_string()).boxed()),
+            ]
+        }
+
+        fn order() -> impl Strategy<Value = (usize, u64, bool, u32, i64, u8, bool, bool)> {
+            (
+                0usize..4,
+                any::<u64>(),
+                any::<bool>(),
+                0u32..=10_000,
+                any::<i64>(),
+                0u8..3,
+                any::<bool>(),
+                any::<bool>(),
+            )
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+            #[test]
+            fn scaled_writer_is_the_decimal_text(q in any::<i64>(), p in 0u32..=10_000) {
+                let mut v = Vec::new();
+                push_qty(&mut v, Qty(q));
+                let m = q.unsigned_abs();
+                let sign = if q < 0 { "-" } else { "" };
+                prop_assert_eq!(String::from_utf8(v).unwrap(), format!("{sign}{}.{:02}", m / 100, m % 100));
+                let mut v = Vec::new();
+                push_price(&mut v, Price(p));
+                prop_assert_eq!(String::from_utf8(v).unwrap(), format!("{}.{:04}", p / 10_000, p % 10_000));
+            }
+
+            /// The templated create writes exactly what the plain writer does, across changes
+            /// of market, side and flags (which rebuild the template) and repeats (which don't).
+            #[test]
+            fn create_template_matches_the_plain_writer(orders in prop::collection::vec(order(), 1..12)) {
+                const TICKERS: [&[u8]; 4] = [b"KXHIGHNY-26JUN24-T82", b"KXHIGHNY-26JUN24-T83", b"K\"Q\\\x01", b""];
+                let mut req = RestRequest::new();
+                let mut want = Vec::new();
+                for (t, client, bid, price, qty, tif, post_only, maker) in orders {
+                    let o = OrderSpec {
+                        ticker: TICKERS[t],
+                        client: ClientRef(client),
+                        side: if bid { Side::Bid } else { Side::Ask },
+                        price: Price(price),
+                        qty: Qty(qty),
+                        tif: [TimeInForce::GoodTillCanceled, TimeInForce::ImmediateOrCancel, TimeInForce::FillOrKill][usize::from(tif)],
+                        post_only,
+                        stp: if maker { SelfTradePrevention::Maker } else { SelfTradePrevention::TakerAtCross },
+                    };
+                    // A caller may leave anything in the body between requests.
+                    req.body.extend_from_slice(b"junk");
+                    encode_create(&mut req, &o);
+                    want.clear();
+                    write_order(&mut want, &o);
+                    prop_assert_eq!(&req.body, &want);
+                    prop_assert_eq!((req.method, &req.path[..]), (Method::Post, ORDERS_PATH));
+                }
+            }
+
+            #[test]
+            fn simple_decimals_are_parse_scaled(t in decimal(), places in 0u32..=6) {
+                let want = parse_scaled(t.as_bytes(), places).ok();
+                if let Some(v) = simple_scaled(t.as_bytes(), places) {
+                    prop_assert_eq!(Some(v), want, "{}", t);
+                }
+                prop_assert_eq!(scaled(Num(t.as_bytes()), places).ok(), want);
+                let quoted = format!("\"{t}\"");
+                prop_assert_eq!(scaled(Num(quoted.as_bytes()), places).ok(), want);
+            }
+
+            #[test]
+            fn delta_fast_path_agrees_with_serde(
+                frames in prop::collection::vec((
+                    prop::collection::vec(key_value(), 0..9),
+                    0u64..6,
+                    prop_oneof![Just(""), Just(" "), Just("\n ")],
+                    prop::collection::vec((any::<prop::sample::Index>(), 0u8..4, any::<u8>()), 0..2),
+                ), 1..6),
+            ) {
+                let mut out = Vec::new();
+                for (seq, (fields, step, ws, edits)) in frames.into_iter().enumerate() {
+                    let body = fields.join(&format!(",{ws}"));
+                    let seq = seq as u64 * 2 + step;
+                    let mut f = format!("{{\"type\":\"orderbook_delta\",\"sid\":1,\"seq\":{seq},\"msg\":{{{ws}{body}{ws}}}}}").into_bytes();
+                    // A byte edit now and then: the fallback must agree on broken frames too.
+                    for (at, op, byte) in edits {
+                        let i = at.index(f.len());
+                        let b = b"0123456789.-\"{}[],:eE +ynoabt\\"[usize::from(byte) % 30];
+                        match op {
+                            0 => f[i] = b,
+                            1 => { f.remove(i); }
+                            2 => f.insert(i, b),
+                            _ => f.truncate(i),
+                        }
+                    }
+                    out.push(f);
+                }
+                agree(&out).map_err(TestCaseError::fail)?;
+            }
         }
     }
 
