@@ -47,15 +47,20 @@ pub const HEADER_SIGNATURE: &[u8] = b"KALSHI-ACCESS-SIGNATURE";
 
 // ------------------------------------------------------------------------------------ headers
 
+/// Between the timestamp and the signature in [`SignedHeaders::auth_lines`].
+const SIGNATURE_LINE: &[u8] = b"\r\nKALSHI-ACCESS-SIGNATURE: ";
+const AUTH_LINES_CAPACITY: usize = MAX_TIMESTAMP_DIGITS + SIGNATURE_LINE.len() + MAX_SIGNATURE_B64;
+
 /// One request's `KALSHI-ACCESS-TIMESTAMP` and `KALSHI-ACCESS-SIGNATURE` values, inline and
-/// fixed-size so a ring slot holds one by value.
+/// fixed-size so a ring slot holds one by value. They are kept as the text that goes on the
+/// wire (timestamp, the signature header's name, signature), so stamping a request copies
+/// them in one piece.
 #[derive(Clone, Copy)]
 pub struct SignedHeaders {
     ts_ms: u64,
     ts_len: u8,
     sig_len: u16,
-    ts: [u8; MAX_TIMESTAMP_DIGITS],
-    sig: [u8; MAX_SIGNATURE_B64],
+    text: [u8; AUTH_LINES_CAPACITY],
 }
 
 impl SignedHeaders {
@@ -64,14 +69,6 @@ impl SignedHeaders {
         if signature_b64.len() > MAX_SIGNATURE_B64 {
             return None;
         }
-        let mut h = SignedHeaders {
-            ts_ms,
-            ts_len: 0,
-            sig_len: signature_b64.len() as u16,
-            ts: [0; MAX_TIMESTAMP_DIGITS],
-            sig: [0; MAX_SIGNATURE_B64],
-        };
-        h.sig[..signature_b64.len()].copy_from_slice(signature_b64);
         let mut digits = [0u8; MAX_TIMESTAMP_DIGITS];
         let mut i = digits.len();
         let mut v = ts_ms;
@@ -84,9 +81,23 @@ impl SignedHeaders {
             }
         }
         let n = digits.len() - i;
-        h.ts[..n].copy_from_slice(&digits[i..]);
-        h.ts_len = n as u8;
+        let mut h = SignedHeaders {
+            ts_ms,
+            ts_len: n as u8,
+            sig_len: signature_b64.len() as u16,
+            text: [0; AUTH_LINES_CAPACITY],
+        };
+        h.text[..n].copy_from_slice(&digits[i..]);
+        h.text[n..n + SIGNATURE_LINE.len()].copy_from_slice(SIGNATURE_LINE);
+        h.text[n + SIGNATURE_LINE.len()..][..signature_b64.len()].copy_from_slice(signature_b64);
         Some(h)
+    }
+
+    /// The timestamp value, CRLF, the signature header and its value: everything a request
+    /// needs after `KALSHI-ACCESS-TIMESTAMP: `, up to the signature line's CRLF.
+    #[inline]
+    pub fn auth_lines(&self) -> &[u8] {
+        &self.text[..usize::from(self.ts_len) + SIGNATURE_LINE.len() + usize::from(self.sig_len)]
     }
 
     /// The signed timestamp in Unix milliseconds.
@@ -98,13 +109,14 @@ impl SignedHeaders {
     /// The `KALSHI-ACCESS-TIMESTAMP` value (decimal milliseconds, as signed).
     #[inline]
     pub fn timestamp(&self) -> &[u8] {
-        &self.ts[..usize::from(self.ts_len)]
+        &self.text[..usize::from(self.ts_len)]
     }
 
     /// The `KALSHI-ACCESS-SIGNATURE` value (standard base64, padded).
     #[inline]
     pub fn signature(&self) -> &[u8] {
-        &self.sig[..usize::from(self.sig_len)]
+        let start = usize::from(self.ts_len) + SIGNATURE_LINE.len();
+        &self.text[start..start + usize::from(self.sig_len)]
     }
 
     /// Appends the three auth header lines, each ending in CRLF.
@@ -167,16 +179,33 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
 /// eight copies instead of seventeen on the order path.
 #[inline]
 fn write_after_prefix(out: &mut Vec<u8>, prefix: &[u8], auth: &SignedHeaders, body: &[u8]) {
+    const BODY_HEAD: &[u8] = b"\r\nContent-Type: application/json\r\nContent-Length: ";
+    // Content-Length's digits first, so the request is straight copies into room reserved
+    // once.
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut v = body.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    let length = &digits[at..];
+    let auth = auth.auth_lines();
     out.clear();
+    out.reserve(prefix.len() + auth.len() + BODY_HEAD.len() + length.len() + 4 + body.len());
     out.extend_from_slice(prefix);
-    out.extend_from_slice(auth.timestamp());
-    out.extend_from_slice(b"\r\nKALSHI-ACCESS-SIGNATURE: ");
-    out.extend_from_slice(auth.signature());
+    out.extend_from_slice(auth);
     if body.is_empty() {
         out.extend_from_slice(b"\r\n\r\n");
     } else {
-        out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
-        push_usize(out, body.len());
+        // Constants of known length are copied inline; only the four variable pieces call
+        // memcpy.
+        out.extend_from_slice(BODY_HEAD);
+        out.extend_from_slice(length);
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(body);
     }
