@@ -2624,18 +2624,24 @@ fn push_ticker_list<'t>(out: &mut Vec<u8>, tickers: impl IntoIterator<Item = &'t
 
 // --- number and string writers (no `format!`: these run on the tick-to-order path)
 
-pub(crate) fn push_u64(out: &mut Vec<u8>, mut v: u64) {
+pub(crate) fn push_u64(out: &mut Vec<u8>, v: u64) {
     let mut buf = [0u8; 20];
+    let start = u64_digits(v, &mut buf);
+    out.extend_from_slice(&buf[start..]);
+}
+
+/// Writes `v` in decimal at the end of `buf`; returns where the digits start.
+#[inline]
+pub(crate) fn u64_digits(mut v: u64, buf: &mut [u8; 20]) -> usize {
     let mut i = buf.len();
     loop {
         i -= 1;
         buf[i] = b'0' + (v % 10) as u8;
         v /= 10;
         if v == 0 {
-            break;
+            return i;
         }
     }
-    out.extend_from_slice(&buf[i..]);
 }
 
 /// `value / 10^places` with exactly `places` decimals (at most 8), written backwards into one

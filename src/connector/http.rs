@@ -22,18 +22,8 @@ use std::time::{Duration, Instant};
 
 /// Writes `v` in decimal.
 #[inline]
-pub fn push_decimal(out: &mut Vec<u8>, mut v: u64) {
-    let mut buf = [0u8; 20];
-    let mut i = buf.len();
-    loop {
-        i -= 1;
-        buf[i] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&buf[i..]);
+pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
+    super::codec::push_u64(out, v);
 }
 
 /// Frames one request. `auth` is the prepared header block (each line ending in CRLF; empty for

@@ -70,16 +70,7 @@ impl SignedHeaders {
             return None;
         }
         let mut digits = [0u8; MAX_TIMESTAMP_DIGITS];
-        let mut i = digits.len();
-        let mut v = ts_ms;
-        loop {
-            i -= 1;
-            digits[i] = b'0' + (v % 10) as u8;
-            v /= 10;
-            if v == 0 {
-                break;
-            }
-        }
+        let i = super::codec::u64_digits(ts_ms, &mut digits);
         let n = digits.len() - i;
         let mut h = SignedHeaders {
             ts_ms,
@@ -176,36 +167,21 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
 }
 
 /// [`write_http_request`]'s bytes, from a prebuilt head that ends at the timestamp's value:
-/// eight copies instead of seventeen on the order path.
+/// six copies instead of seventeen on the order path.
 #[inline]
 fn write_after_prefix(out: &mut Vec<u8>, prefix: &[u8], auth: &SignedHeaders, body: &[u8]) {
     const BODY_HEAD: &[u8] = b"\r\nContent-Type: application/json\r\nContent-Length: ";
-    // Content-Length's digits first, so the request is straight copies into room reserved
-    // once.
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut v = body.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    let length = &digits[at..];
     let auth = auth.auth_lines();
     out.clear();
-    out.reserve(prefix.len() + auth.len() + BODY_HEAD.len() + length.len() + 4 + body.len());
+    // Room for the longest Content-Length (20 digits), reserved once for every copy below.
+    out.reserve(prefix.len() + auth.len() + BODY_HEAD.len() + 20 + 4 + body.len());
     out.extend_from_slice(prefix);
     out.extend_from_slice(auth);
     if body.is_empty() {
         out.extend_from_slice(b"\r\n\r\n");
     } else {
-        // Constants of known length are copied inline; only the four variable pieces call
-        // memcpy.
         out.extend_from_slice(BODY_HEAD);
-        out.extend_from_slice(length);
+        push_usize(out, body.len());
         out.extend_from_slice(b"\r\n\r\n");
         out.extend_from_slice(body);
     }
