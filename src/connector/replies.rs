@@ -881,6 +881,25 @@ fn cursor(c: Option<Cow<'_, str>>) -> Option<String> {
     c.filter(|c| !c.is_empty()).map(Cow::into_owned)
 }
 
+/// A list item's market and ticker: `ticker`, or the older `market_ticker`. `Ok(None)`
+/// (counted in `info`) when the market is not one this run trades; an error when the item
+/// names none.
+fn item_market<'t>(
+    ticker: Option<&'t str>,
+    market_ticker: Option<&'t str>,
+    interner: &Interner,
+    info: &mut PageInfo,
+    list: &str,
+    i: usize,
+) -> anyhow::Result<Option<(MarketIdx, &'t str)>> {
+    let ticker = ticker.or(market_ticker).ok_or_else(|| anyhow!("{list}[{i}]: no ticker"))?;
+    let Some(market) = interner.get(ticker.as_bytes()) else {
+        info.unknown_market += 1;
+        return Ok(None);
+    };
+    Ok(Some((market, ticker)))
+}
+
 /// What a list page held, beside the events it produced.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PageInfo {
@@ -1024,13 +1043,7 @@ pub fn parse_orders(body: &[u8], interner: &Interner, stamp: Stamp, sink: &mut i
         ..PageInfo::default()
     };
     for (i, o) in page.orders.iter().enumerate() {
-        let ticker = o
-            .ticker
-            .as_deref()
-            .or(o.market_ticker.as_deref())
-            .ok_or_else(|| anyhow!("orders[{i}]: no ticker"))?;
-        let Some(market) = interner.get(ticker.as_bytes()) else {
-            info.unknown_market += 1;
+        let Some((market, ticker)) = item_market(o.ticker.as_deref(), o.market_ticker.as_deref(), interner, &mut info, "orders", i)? else {
             continue;
         };
         let ev = (|| -> anyhow::Result<Event> {
@@ -1114,13 +1127,15 @@ pub fn parse_positions(body: &[u8], interner: &Interner, stamp: Stamp, sink: &mu
         ..PageInfo::default()
     };
     for (i, p) in page.market_positions.iter().enumerate() {
-        let ticker = p
-            .ticker
-            .as_deref()
-            .or(p.market_ticker.as_deref())
-            .ok_or_else(|| anyhow!("market_positions[{i}]: no ticker"))?;
-        let Some(market) = interner.get(ticker.as_bytes()) else {
-            info.unknown_market += 1;
+        let Some((market, ticker)) = item_market(
+            p.ticker.as_deref(),
+            p.market_ticker.as_deref(),
+            interner,
+            &mut info,
+            "market_positions",
+            i,
+        )?
+        else {
             continue;
         };
         let ev = (|| -> anyhow::Result<Event> {
@@ -1210,13 +1225,7 @@ pub fn parse_fills(body: &[u8], interner: &Interner, stamp: Stamp, sink: &mut im
         ..PageInfo::default()
     };
     for (i, f) in page.fills.iter().enumerate() {
-        let ticker = f
-            .ticker
-            .as_deref()
-            .or(f.market_ticker.as_deref())
-            .ok_or_else(|| anyhow!("fills[{i}]: no ticker"))?;
-        let Some(market) = interner.get(ticker.as_bytes()) else {
-            info.unknown_market += 1;
+        let Some((market, ticker)) = item_market(f.ticker.as_deref(), f.market_ticker.as_deref(), interner, &mut info, "fills", i)? else {
             continue;
         };
         let (key, ev) = (|| -> anyhow::Result<(FillKey, Event)> {
