@@ -95,7 +95,8 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     let clock = TscClock::calibrate(Duration::from_millis(20));
     let stop = StopFlag::default();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let plan = runtime::plan_threads(cores, cfg.poll, cfg.pin_io, cfg.pin_strategy, cfg.no_pin).map_err(anyhow::Error::msg)?;
+    let plan = runtime::plan_threads(cores, cfg.poll, cfg.pin_io, cfg.pin_strategy, cfg.pin_others.as_deref(), cfg.no_pin)
+        .map_err(anyhow::Error::msg)?;
     // Before any thread exists, so the exchange's runtime, the log thread and everything they
     // spawn inherit it; the hot threads pin themselves.
     let confined = runtime::confine_current(&plan.other_cores);

@@ -101,6 +101,9 @@ pub struct Config {
     pub poll: Option<PollMode>,
     pub pin_io: Option<usize>,
     pub pin_strategy: Option<usize>,
+    /// Cores for every other thread (embedded exchange, signer, log thread); `None`: chosen
+    /// from the hot threads' pins (see `runtime::plan_threads`).
+    pub pin_others: Option<Vec<usize>>,
     pub no_pin: bool,
     pub modules: Modules,
     pub stoikov: StoikovParams,
@@ -164,6 +167,7 @@ struct RunSection {
     poll: Option<String>,
     pin_io: Option<usize>,
     pin_strategy: Option<usize>,
+    pin_others: Option<Vec<usize>>,
     no_pin: Option<bool>,
 }
 
@@ -302,6 +306,10 @@ pub struct RunArgs {
     /// Core for the strategy thread.
     #[arg(long)]
     pub pin_strategy: Option<usize>,
+    /// Cores for every other thread (embedded exchange, signer, log thread), e.g. 0 or 2,3;
+    /// default: the cores the hot threads leave, else the strategy's.
+    #[arg(long, value_delimiter = ',')]
+    pub pin_others: Option<Vec<usize>>,
     /// Never pin threads.
     #[arg(long)]
     pub no_pin: bool,
@@ -409,6 +417,7 @@ impl Default for Config {
             poll: None,
             pin_io: None,
             pin_strategy: None,
+            pin_others: None,
             no_pin: false,
             modules: Modules {
                 stoikov: true,
@@ -498,6 +507,9 @@ impl Config {
         }
         if r.pin_strategy.is_some() {
             self.pin_strategy = r.pin_strategy;
+        }
+        if r.pin_others.is_some() {
+            self.pin_others = r.pin_others;
         }
         if let Some(b) = r.no_pin {
             self.no_pin = b;
@@ -602,6 +614,9 @@ impl Config {
         }
         if a.pin_strategy.is_some() {
             self.pin_strategy = a.pin_strategy;
+        }
+        if a.pin_others.is_some() {
+            self.pin_others = a.pin_others.clone();
         }
         self.no_pin |= a.no_pin;
         let f = &a.modules;
@@ -715,6 +730,9 @@ impl Config {
             if a == b && !self.no_pin {
                 bail!("--pin-io and --pin-strategy are both core {a}: two busy threads on one core starve each other; pick two cores");
             }
+        }
+        if matches!(&self.pin_others, Some(v) if v.is_empty()) {
+            bail!("pin_others is empty: give at least one core, e.g. --pin-others 0");
         }
         Ok(())
     }

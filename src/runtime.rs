@@ -243,51 +243,67 @@ pub fn plan_threads(
     requested_mode: Option<PollMode>,
     pin_io: Option<usize>,
     pin_strategy: Option<usize>,
+    pin_others: Option<&[usize]>,
     no_pin: bool,
 ) -> Result<ThreadPlan, String> {
-    for (name, core) in [("--pin-io", pin_io), ("--pin-strategy", pin_strategy)] {
+    let others = pin_others.unwrap_or(&[]).iter().map(|c| ("--pin-others", Some(*c)));
+    for (name, core) in [("--pin-io", pin_io), ("--pin-strategy", pin_strategy)].into_iter().chain(others) {
         if let Some(c) = core {
             if c >= cores {
                 return Err(format!("{name} {c}: this machine has cores 0..{} only", cores.saturating_sub(1)));
             }
         }
     }
+    let mut plan = plan_hot_threads(cores, requested_mode, pin_io, pin_strategy, no_pin);
+    if let (Some(others), false) = (pin_others, no_pin) {
+        plan.other_cores = others.to_vec();
+    }
+    Ok(plan)
+}
+
+fn plan_hot_threads(
+    cores: usize,
+    requested_mode: Option<PollMode>,
+    pin_io: Option<usize>,
+    pin_strategy: Option<usize>,
+    no_pin: bool,
+) -> ThreadPlan {
     let small = cores < MIN_CORES_FOR_SPIN;
     let mode = requested_mode.unwrap_or(if small { PollMode::Yield } else { PollMode::Spin });
     if no_pin {
-        return Ok(ThreadPlan {
+        return ThreadPlan {
             mode,
             io_core: None,
             strategy_core: None,
             other_cores: Vec::new(),
             reason: "--no-pin",
-        });
+        };
     }
     if pin_io.is_some() || pin_strategy.is_some() {
-        return Ok(ThreadPlan {
+        return ThreadPlan {
             mode,
             io_core: pin_io,
             strategy_core: pin_strategy,
             other_cores: other_cores(cores, pin_io, pin_strategy),
             reason: "pinned as requested",
-        });
+        };
     }
     if small {
-        return Ok(ThreadPlan {
+        return ThreadPlan {
             mode,
             io_core: None,
             strategy_core: None,
             other_cores: Vec::new(),
             reason: "fewer than 4 cores: unpinned, so the exchange, the log thread and the OS keep a core",
-        });
+        };
     }
-    Ok(ThreadPlan {
+    ThreadPlan {
         mode,
         io_core: Some(cores - 2),
         strategy_core: Some(cores - 1),
         other_cores: other_cores(cores, Some(cores - 2), Some(cores - 1)),
         reason: "pinned to the last two cores",
-    })
+    }
 }
 
 /// Pins the calling thread; false when the OS refused (said in the banner, not fatal).
@@ -333,22 +349,30 @@ mod tests {
 
     #[test]
     fn small_machines_yield_unpinned_and_big_ones_spin_pinned() {
-        let p = plan_threads(2, None, None, None, false).unwrap();
+        let p = plan_threads(2, None, None, None, None, false).unwrap();
         assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Yield, None, None));
-        let p = plan_threads(8, None, None, None, false).unwrap();
+        let p = plan_threads(8, None, None, None, None, false).unwrap();
         assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Spin, Some(6), Some(7)));
         assert_eq!(p.other_cores, vec![0, 1, 2, 3, 4, 5]);
-        let p = plan_threads(2, Some(PollMode::Spin), Some(0), Some(1), false).unwrap();
+        let p = plan_threads(2, Some(PollMode::Spin), Some(0), Some(1), None, false).unwrap();
         assert_eq!((p.mode, p.io_core, p.strategy_core), (PollMode::Spin, Some(0), Some(1)));
         // Two cores: the rest shares the strategy's core, never the io thread's.
         assert_eq!(p.other_cores, vec![1]);
-        let p = plan_threads(4, None, Some(1), None, false).unwrap();
+        let p = plan_threads(4, None, Some(1), None, None, false).unwrap();
         assert_eq!(p.other_cores, vec![0, 2, 3]);
-        let p = plan_threads(8, None, Some(2), Some(3), true).unwrap();
+        let p = plan_threads(8, None, Some(2), Some(3), None, true).unwrap();
         assert_eq!((p.io_core, p.strategy_core), (None, None));
         assert!(p.other_cores.is_empty());
-        assert!(plan_threads(2, None, None, None, false).unwrap().other_cores.is_empty());
-        assert!(plan_threads(2, None, Some(5), None, false).unwrap_err().contains("cores 0..1"));
+        assert!(plan_threads(2, None, None, None, None, false).unwrap().other_cores.is_empty());
+        assert!(plan_threads(2, None, Some(5), None, None, false)
+            .unwrap_err()
+            .contains("cores 0..1"));
+        // Explicit cores for the rest win, and are checked like the others.
+        let p = plan_threads(2, Some(PollMode::Spin), Some(0), Some(1), Some(&[0]), false).unwrap();
+        assert_eq!(p.other_cores, vec![0]);
+        let e = plan_threads(2, None, Some(0), Some(1), Some(&[0, 3]), false).unwrap_err();
+        assert!(e.contains("--pin-others 3"), "{e}");
+        assert!(plan_threads(2, None, None, None, Some(&[1]), true).unwrap().other_cores.is_empty());
     }
 
     #[test]

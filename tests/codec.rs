@@ -1032,8 +1032,28 @@ fn decoding_and_encoding_allocate_nothing_after_warm_up() {
         tif: TimeInForce::ImmediateOrCancel,
         post_only: false,
     };
+    // A create wire, over every template change it meets live: another side, market or
+    // signature length rebuilds it in place, within the capacity it was made with.
+    let mut wire = CreateWire::new(b"api.elections.kalshi.com", b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+    let (short_auth, long_auth) = ([b'7'; 120], [b'9'; 380]);
+    let other = OrderSpec {
+        ticker: b"KXHIGHNY-26JUN24-T82",
+        side: Side::Ask,
+        ..spec
+    };
+    let mut wire_bytes = 0;
+    let mut http = Vec::with_capacity(4096);
+    wire.write(&mut http, &spec, &short_auth);
     let before = allocs();
-    for _ in 0..100 {
+    for i in 0..100u64 {
+        let s = OrderSpec {
+            client: ClientRef(i),
+            price: Price(1 + (i as u32 * 97) % 9999),
+            qty: Qty(1 + (i as i64) * 1_000_003),
+            ..if i % 3 == 0 { other } else { spec }
+        };
+        wire.write(&mut http, &s, if i % 7 == 0 { &long_auth[..] } else { &short_auth[..] });
+        wire_bytes += http.len();
         encode_create(&mut req, &spec);
         encode_cancel(&mut req, order);
         encode_amend(&mut req, order, b"TEST-LIN", ClientRef(42), Side::Ask, Price(4400), Qty(500));
@@ -1053,6 +1073,7 @@ fn decoding_and_encoding_allocate_nothing_after_warm_up() {
         encode_unsubscribe(&mut ws, 3, &[1, 2, 3]);
     }
     assert_eq!(allocs() - before, 0, "encoders allocated");
+    assert!(wire_bytes > 100 * 400, "{wire_bytes}");
 }
 
 // ------------------------------------------------------------------ encoders vs the local exchange's parsers
@@ -1598,5 +1619,71 @@ mod live {
         )));
         assert_eq!(no_leg.dec.counters().malformed, 0);
         running.stop().unwrap();
+    }
+}
+
+// ------------------------------------------------------------------ create wires vs the generic write
+
+fn wire_spec_strategy() -> impl Strategy<Value = (usize, bool, u8, bool, bool, u64, u32, i64, bool)> {
+    (
+        0usize..4,
+        any::<bool>(),
+        0u8..3,
+        any::<bool>(),
+        any::<bool>(),
+        any::<u64>(),
+        prop_oneof![8 => 1u32..10_000, 1 => Just(0u32), 1 => 10_000u32..20_000, 1 => Just(u32::MAX)],
+        prop_oneof![4 => 1i64..100_000, 1 => 0i64..i64::MAX],
+        any::<bool>(),
+    )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+    /// One wire written over and over (as the io thread does, across markets, sides, flags and
+    /// both key types) writes what encoding the create and framing it generically writes: the
+    /// same head to the byte, and a body with the same JSON value.
+    #[test]
+    fn create_wires_write_what_the_generic_path_writes(orders in proptest::collection::vec(wire_spec_strategy(), 1..40)) {
+        use kmm::connector::signer::{write_http_request, SignedHeaders};
+        const HOST: &[u8] = b"demo-api.kalshi.co";
+        const KEY: &[u8] = b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1";
+        // A plain ticker, one needing escapes, a long one whose body needs four length digits.
+        let long: Vec<u8> = std::iter::repeat_n(b'\x01', 128).collect();
+        let tickers: [&[u8]; 4] = [b"KXHIGHNY-26JUN24-T82", b"TEST-LIN", b"Q\"\\\x07-T", &long];
+        let sigs = [vec![b'A'; 88], vec![b'B'; 344]];
+        let mut wire = CreateWire::new(HOST, KEY);
+        let mut req = RestRequest::new();
+        let mut generic = Vec::new();
+        for (k, (t, bid, tif, post_only, maker, client, price, qty, rsa)) in orders.into_iter().enumerate() {
+            let spec = OrderSpec {
+                ticker: tickers[t],
+                client: ClientRef(client),
+                side: if bid { Side::Bid } else { Side::Ask },
+                price: Price(price),
+                qty: Qty(qty),
+                tif: [TimeInForce::GoodTillCanceled, TimeInForce::ImmediateOrCancel, TimeInForce::FillOrKill][usize::from(tif)],
+                post_only,
+                stp: if maker { SelfTradePrevention::Maker } else { SelfTradePrevention::TakerAtCross },
+            };
+            let auth = SignedHeaders::new(1_700_000_000_000 + k as u64, &sigs[usize::from(rsa)]).unwrap();
+            let mut fast = Vec::new();
+            wire.write(&mut fast, &spec, auth.auth_lines());
+            encode_create(&mut req, &spec);
+            write_http_request(&mut generic, &req, HOST, KEY, &auth);
+            let split = |b: &[u8]| {
+                let at = b.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+                (b[..at].to_vec(), b[at..].to_vec())
+            };
+            let (fast_head, fast_body) = split(&fast);
+            let (generic_head, generic_body) = split(&generic);
+            prop_assert_eq!(String::from_utf8_lossy(&fast_head), String::from_utf8_lossy(&generic_head));
+            let length = format!("Content-Length: {}\r\n", fast_body.len());
+            prop_assert!(fast_head.windows(length.len()).any(|w| w == length.as_bytes()), "{}", length);
+            let fast_json: serde_json::Value = serde_json::from_slice(&fast_body).unwrap();
+            let generic_json: serde_json::Value = serde_json::from_slice(&generic_body).unwrap();
+            prop_assert_eq!(fast_json, generic_json);
+        }
     }
 }

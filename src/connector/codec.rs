@@ -2388,6 +2388,207 @@ pub fn encode_create(req: &mut RestRequest, order: &OrderSpec<'_>) {
     b.extend_from_slice(&t.tail);
 }
 
+/// One create's whole HTTP/1.1 request as two prebuilt runs of wire bytes, for one market,
+/// side and set of order flags: writing an order is three copies (the head, the signature
+/// lines, the rest up to the count) and four small patches (`Content-Length`, client id,
+/// price, count). The body puts the variable-width count last so nothing after it moves; the
+/// client id and a price below $1 ("0.dddd") have fixed widths.
+///
+/// The bytes are those of [`encode_create`] framed by `signer::write_http_request`, with the
+/// body's keys in another order (a property test holds them to it).
+#[derive(Clone, Debug)]
+pub struct CreateWire {
+    host: Vec<u8>,
+    key_id: Vec<u8>,
+    valid: bool,
+    ticker: Vec<u8>,
+    side: Side,
+    tif: TimeInForce,
+    post_only: bool,
+    stp: SelfTradePrevention,
+    /// The request line, `Host`, the key, and `KALSHI-ACCESS-TIMESTAMP: `.
+    head: Vec<u8>,
+    /// From the signature line's CRLF to the count's opening quote.
+    rest: Vec<u8>,
+    /// In `rest`: the `Content-Length` digits, the client id, the price's four decimals.
+    length_at: usize,
+    length_digits: usize,
+    client_at: usize,
+    price_at: usize,
+    /// The body's bytes but the count's and the closing `"}`.
+    body_fixed: usize,
+}
+
+impl CreateWire {
+    /// Allocates every byte it will need, for requests to `host` signed by `key_id`.
+    pub fn new(host: &[u8], key_id: &[u8]) -> CreateWire {
+        CreateWire {
+            host: host.to_vec(),
+            key_id: key_id.to_vec(),
+            valid: false,
+            ticker: Vec::with_capacity(Interner::MAX_TICKER),
+            side: Side::Bid,
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: false,
+            stp: SelfTradePrevention::default(),
+            head: Vec::with_capacity(128 + host.len() + key_id.len()),
+            rest: Vec::with_capacity(512 + 6 * Interner::MAX_TICKER),
+            length_at: 0,
+            length_digits: 0,
+            client_at: 0,
+            price_at: 0,
+            body_fixed: 0,
+        }
+    }
+
+    /// Writes the request for `order` into `out` (cleared first), signed by `auth` (a
+    /// `SignedHeaders::auth_lines`: the timestamp, CRLF, and the signature line but its CRLF).
+    #[inline]
+    pub fn write(&mut self, out: &mut Vec<u8>, order: &OrderSpec<'_>, auth: &[u8]) {
+        let reuse = self.valid
+            && (1..10_000).contains(&order.price.0)
+            && self.side == order.side
+            && self.tif == order.tif
+            && self.post_only == order.post_only
+            && self.stp == order.stp
+            && same_bytes(&self.ticker, order.ticker);
+        if !reuse {
+            self.build(order);
+        }
+        let count_len = qty_text_len(order.qty);
+        let body_len = self.body_fixed + count_len + 2;
+        out.clear();
+        out.reserve(self.head.len() + auth.len() + self.rest.len() + count_len + 2);
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(auth);
+        let rest_at = out.len();
+        out.extend_from_slice(&self.rest);
+        let rest = &mut out[rest_at..];
+        let length = &mut rest[self.length_at..self.length_at + self.length_digits];
+        if !write_exact_digits(length, body_len) || !(1..10_000).contains(&order.price.0) {
+            // A price of another width, or a body whose length has another number of digits:
+            // the generic layout, written whole.
+            self.valid = false;
+            self.write_generic(out, order, auth);
+            return;
+        }
+        let client: &mut [u8; ClientRef::WIRE_LEN] = (&mut rest[self.client_at..self.client_at + ClientRef::WIRE_LEN])
+            .try_into()
+            .expect("fixed width");
+        order.client.write(client);
+        let p = order.price.0;
+        let decimals = [(p / 1000) as u8, (p / 100 % 10) as u8, (p / 10 % 10) as u8, (p % 10) as u8];
+        rest[self.price_at..self.price_at + 4].copy_from_slice(&(u32::from_le_bytes(decimals) + 0x3030_3030).to_le_bytes());
+        push_qty(out, order.qty);
+        out.extend_from_slice(b"\"}");
+    }
+
+    #[cold]
+    fn build(&mut self, o: &OrderSpec<'_>) {
+        use super::signer::{HEADER_KEY, HEADER_TIMESTAMP};
+        self.ticker.clear();
+        self.ticker.extend_from_slice(o.ticker);
+        (self.side, self.tif, self.post_only, self.stp) = (o.side, o.tif, o.post_only, o.stp);
+        let h = &mut self.head;
+        h.clear();
+        h.extend_from_slice(b"POST ");
+        h.extend_from_slice(ORDERS_PATH);
+        h.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+        h.extend_from_slice(&self.host);
+        h.extend_from_slice(b"\r\n");
+        h.extend_from_slice(HEADER_KEY);
+        h.extend_from_slice(b": ");
+        h.extend_from_slice(&self.key_id);
+        h.extend_from_slice(b"\r\n");
+        h.extend_from_slice(HEADER_TIMESTAMP);
+        h.extend_from_slice(b": ");
+        // The body first, to learn its length; then the headers are put in front of it.
+        let b = &mut self.rest;
+        b.clear();
+        b.extend_from_slice(b"{\"ticker\":");
+        push_str(b, o.ticker);
+        b.extend_from_slice(b",\"side\":\"");
+        b.extend_from_slice(o.side.name().as_bytes());
+        b.extend_from_slice(b"\",\"time_in_force\":\"");
+        b.extend_from_slice(tif_name(o.tif).as_bytes());
+        b.extend_from_slice(b"\",\"self_trade_prevention_type\":\"");
+        b.extend_from_slice(o.stp.name().as_bytes());
+        b.extend_from_slice(if o.post_only {
+            b"\",\"post_only\":true,\"client_order_id\":\""
+        } else {
+            b"\",\"post_only\":false,\"client_order_id\":\""
+        });
+        let client_at = b.len();
+        b.extend_from_slice(&[b'0'; ClientRef::WIRE_LEN]);
+        b.extend_from_slice(b"\",\"price\":\"0.");
+        let price_at = b.len();
+        b.extend_from_slice(b"0000\",\"count\":\"");
+        self.body_fixed = b.len();
+        // The typical order's count ("1.00" to "9999.00") sets how many digits the length
+        // has; another width falls back to the generic write.
+        let length = self.body_fixed + qty_text_len(o.qty) + 2;
+        let mut digits = [0u8; 20];
+        let start = u64_digits(length as u64, &mut digits);
+        const CONTENT: &[u8] = b"\r\nContent-Type: application/json\r\nContent-Length: ";
+        let front = CONTENT.len() + (digits.len() - start) + 4;
+        let end = b.len();
+        // Within the capacity reserved up front: nothing allocates.
+        b.resize(end + front, 0);
+        b.copy_within(0..end, front);
+        b[..CONTENT.len()].copy_from_slice(CONTENT);
+        b[CONTENT.len()..front - 4].copy_from_slice(&digits[start..]);
+        b[front - 4..front].copy_from_slice(b"\r\n\r\n");
+        self.length_at = CONTENT.len();
+        self.length_digits = digits.len() - start;
+        self.client_at = front + client_at;
+        self.price_at = front + price_at;
+        self.valid = true;
+    }
+
+    #[cold]
+    fn write_generic(&self, out: &mut Vec<u8>, o: &OrderSpec<'_>, auth: &[u8]) {
+        out.clear();
+        out.extend_from_slice(&self.head);
+        out.extend_from_slice(auth);
+        out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
+        let length_at = out.len();
+        out.extend_from_slice(b"\r\n\r\n");
+        let body_at = out.len();
+        write_order(out, o);
+        let mut digits = [0u8; 20];
+        let from = u64_digits((out.len() - body_at) as u64, &mut digits);
+        let n = digits.len() - from;
+        let end = out.len();
+        out.resize(end + n, 0);
+        out.copy_within(length_at..end, length_at + n);
+        out[length_at..length_at + n].copy_from_slice(&digits[from..]);
+    }
+}
+
+/// The length of [`push_qty`]'s text: the whole part's digits, a point, two decimals.
+#[inline]
+fn qty_text_len(q: Qty) -> usize {
+    let whole = q.0.unsigned_abs() / 100;
+    let digits = if whole == 0 { 1 } else { whole.ilog10() as usize + 1 };
+    digits + 3 + usize::from(q.0 < 0)
+}
+
+/// Writes `v` into exactly `out.len()` decimal digits; false (nothing written) when it has
+/// another number of digits.
+#[inline]
+fn write_exact_digits(out: &mut [u8], mut v: usize) -> bool {
+    let n = out.len();
+    let digits = if v == 0 { 1 } else { v.ilog10() as usize + 1 };
+    if n != digits {
+        return false;
+    }
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (v % 10) as u8;
+        v /= 10;
+    }
+    true
+}
+
 /// `DELETE /trade-api/v2/portfolio/events/orders/{order_id}` (no body).
 pub fn encode_cancel(req: &mut RestRequest, order: OrderId) {
     req.start(Method::Delete, ORDERS_PATH);

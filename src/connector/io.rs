@@ -20,8 +20,8 @@
 //! stall counted), never dropped: a lost ack or fill would corrupt the strategy's state.
 
 use super::codec::{
-    self, encode_batch_cancel, encode_batch_create, encode_command, encode_create, encode_get_snapshot, encode_subscribe, Decoder,
-    Interner, OrderSpec, RestRequest, SelfTradePrevention, MAX_BATCH,
+    self, encode_batch_cancel, encode_batch_create, encode_command, encode_create, encode_get_snapshot, encode_subscribe, CreateWire,
+    Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention, MAX_BATCH,
 };
 use super::http::{BlockingClient, HttpPool, PoolStats, Reply};
 use super::net::{tls_config, Endpoint};
@@ -474,6 +474,8 @@ struct Io {
     cmd_id: u64,
     wsbuf: Vec<u8>,
     req: RestRequest,
+    /// Single creates' wire images, one per market and side (see [`CreateWire`]).
+    create_wires: Box<[CreateWire]>,
     inflight: Box<[InFlight]>,
     free: Vec<usize>,
     creates: Vec<Pending>,
@@ -513,6 +515,7 @@ impl Io {
         let pacer = Pacer::for_tier(venue.tier, setup.pacer, wall_ms());
         let rest = BlockingClient::new(&venue.rest_url, venue.ca_pem.as_deref(), &venue.key_id, signer.clone())?;
         let n = setup.tickers.len();
+        let create_wires = (0..2 * n).map(|_| CreateWire::new(pool.host(), venue.key_id.as_bytes())).collect();
         let empty = InFlight {
             live: false,
             kind: ReqKind::Create,
@@ -541,7 +544,6 @@ impl Io {
                 released: Vec::with_capacity(1024),
                 prepared: Vec::with_capacity(1024),
             },
-            pool,
             presigner,
             pacer,
             rest,
@@ -560,6 +562,8 @@ impl Io {
             cmd_id: 0,
             wsbuf: Vec::with_capacity(16 * 1024),
             req: RestRequest::new(),
+            pool,
+            create_wires,
             inflight: vec![empty; INFLIGHT_SLOTS].into_boxed_slice(),
             free: (0..INFLIGHT_SLOTS).rev().collect(),
             creates: Vec::with_capacity(MAX_BATCH),
@@ -1162,8 +1166,26 @@ impl Io {
             post_only: p.post_only,
             stp,
         };
+        let mut write_tsc = None;
         if n == 1 {
-            encode_create(&mut self.req, &spec(&self.creates[0]));
+            let p = self.creates[0];
+            let wire = usize::from(p.item.market) * 2 + usize::from(p.side == Side::Ask);
+            match self.create_wires.get_mut(wire) {
+                Some(wire) => {
+                    self.out.counters.requests += 1;
+                    let mut buf = self.pool.take_buffer();
+                    let stamped = self.presigner.write_create(&mut buf, wire, &spec(&p));
+                    if stamped.from_stock {
+                        self.out.counters.presign_hits += 1;
+                    } else {
+                        self.out.counters.presign_misses += 1;
+                    }
+                    self.inflight[slot].items[0] = p.item;
+                    self.inflight[slot].n = 1;
+                    write_tsc = Some(self.pool.submit(slot as u64, buf));
+                }
+                None => encode_create(&mut self.req, &spec(&p)),
+            }
         } else {
             let mut specs = [spec(&self.creates[0]); MAX_BATCH];
             for (i, p) in self.creates.iter().enumerate() {
@@ -1172,12 +1194,17 @@ impl Io {
             encode_batch_create(&mut self.req, &specs[..n]);
             self.out.counters.batched_creates += 1;
         }
-        let f = &mut self.inflight[slot];
-        for (i, p) in self.creates.iter().enumerate() {
-            f.items[i] = p.item;
-        }
-        f.n = n;
-        let w = self.send_request(slot);
+        let w = match write_tsc {
+            Some(w) => w,
+            None => {
+                let f = &mut self.inflight[slot];
+                for (i, p) in self.creates.iter().enumerate() {
+                    f.items[i] = p.item;
+                }
+                f.n = n;
+                self.send_request(slot)
+            }
+        };
         for i in 0..n {
             let p = self.creates[i];
             self.out.record_command(&p, w);

@@ -25,7 +25,7 @@
 //! Secrets: the private key stays inside [`local_exchange::auth::Signer`]; signatures are
 //! short-lived bearer credentials, so `Debug` output shows their timestamps and lengths only.
 
-use super::codec::{Method, RestRequest, BATCH_PATH, ORDERS_PATH};
+use super::codec::{CreateWire, Method, OrderSpec, RestRequest, BATCH_PATH, ORDERS_PATH};
 use crate::event::OrderId;
 use local_exchange::auth::{KeyKind, Signer};
 use std::collections::HashMap;
@@ -713,6 +713,50 @@ impl Presigner {
         Stamped {
             ts_ms: h.ts_ms,
             from_stock: self.stats.hits > hits,
+        }
+    }
+
+    /// Writes one create's whole request into `out` from `wire` (see [`CreateWire`]), stamped
+    /// now: the order path's cheapest write, with the signature copied once, from its ring
+    /// slot into the request.
+    #[inline]
+    pub fn write_create(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>) -> Stamped {
+        let now = self.clock.now_ms();
+        self.write_create_at(out, wire, order, now)
+    }
+
+    /// [`write_create`](Self::write_create) with the wall time given (Unix ms).
+    #[inline]
+    pub fn write_create_at(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>, now_ms: u64) -> Stamped {
+        let ring = &mut self.fixed[FixedPath::Create.index()];
+        loop {
+            match ring.peek() {
+                Ok(h) if h.age_ok(now_ms, self.config.max_age_ms) => {
+                    let ts_ms = h.ts_ms;
+                    wire.write(out, order, h.auth_lines());
+                    if let Ok(c) = ring.read_chunk(1) {
+                        c.commit_all();
+                    }
+                    self.stats.hits += 1;
+                    self.wake_pending = true;
+                    return Stamped { ts_ms, from_stock: true };
+                }
+                Ok(_) => {
+                    if let Ok(c) = ring.read_chunk(1) {
+                        c.commit_all();
+                    }
+                    self.stats.stale_dropped += 1;
+                    self.wake_pending = true;
+                }
+                Err(_) => break,
+            }
+        }
+        self.stats.misses += 1;
+        let h = self.sign_inline(Method::Post, ORDERS_PATH, now_ms);
+        wire.write(out, order, h.auth_lines());
+        Stamped {
+            ts_ms: h.ts_ms,
+            from_stock: false,
         }
     }
 

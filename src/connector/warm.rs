@@ -7,9 +7,9 @@
 //! amend through scratch state, so nothing it does reaches the books, the wire or the real
 //! decoder's sequence tracking.
 
-use crate::connector::codec::{encode_command, Decoder, Interner, RestRequest, SelfTradePrevention};
+use crate::connector::codec::{encode_command, CreateWire, Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention};
 use crate::connector::signer::{write_http_request, SignedHeaders};
-use crate::event::{Channel, ClientRef, CommandBody, OrderId, Price, Qty, Side, Stamp};
+use crate::event::{Channel, ClientRef, CommandBody, OrderId, Price, Qty, Side, Stamp, TimeInForce};
 use std::hint::black_box;
 
 /// Width of the canned frame's seq (starting at 10^(width-1): JSON allows no leading zeros),
@@ -24,6 +24,10 @@ pub struct Warmer {
     out: Vec<u8>,
     auth: SignedHeaders,
     amend: CommandBody,
+    /// A scratch create wire: the single-create path's code, not its bytes (its host and
+    /// key are placeholders of the real lengths).
+    create: CreateWire,
+    ticker: Vec<u8>,
     /// Events the canned frame produced, so a test can see the parse really ran.
     parsed: u64,
 }
@@ -67,6 +71,8 @@ impl Warmer {
                 price: Price(5800),
                 total: Qty(500),
             },
+            create: CreateWire::new(b"api.elections.kalshi.com", &[b'0'; 36]),
+            ticker: ticker.as_bytes().to_vec(),
             parsed: 0,
         };
         // Check once that the canned frame really takes the whole parse path.
@@ -96,6 +102,18 @@ impl Warmer {
             write_http_request(&mut self.out, &self.req, host, key_id, &self.auth);
             black_box(&self.out);
         }
+        let create = OrderSpec {
+            ticker: &self.ticker,
+            client: ClientRef(self.parsed),
+            side: Side::Bid,
+            price: Price(5800),
+            qty: Qty(500),
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: true,
+            stp: SelfTradePrevention::default(),
+        };
+        self.create.write(&mut self.out, black_box(&create), self.auth.auth_lines());
+        black_box(&self.out);
     }
 
     /// Events the canned frame has produced so far (one per pass when the parse path ran).
@@ -129,13 +147,15 @@ mod tests {
         assert_eq!(w.frames_parsed(), 1001);
         let c = w.decoder.counters();
         assert_eq!((c.malformed, c.duplicates, c.seq_gaps), (0, 0, 0), "{c:?}");
-        // The canned amend went through the encoder and the framing.
+        // The canned amend went through the encoder, and the canned create through its wire.
+        assert!(w.req.path.starts_with(b"/trade-api/v2/portfolio/events/orders/"));
+        assert!(w.req.path.ends_with(b"/amend"));
         assert!(
-            w.out.starts_with(b"POST /trade-api/v2/portfolio/events/orders/"),
+            w.out.starts_with(b"POST /trade-api/v2/portfolio/events/orders HTTP/1.1\r\n"),
             "{}",
             String::from_utf8_lossy(&w.out)
         );
-        assert!(w.out.ends_with(&w.req.body));
+        assert!(w.out.ends_with(b"\"count\":\"5.00\"}"), "{}", String::from_utf8_lossy(&w.out));
     }
 
     #[test]
