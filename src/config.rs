@@ -834,6 +834,18 @@ mod tests {
         assert!(e.contains("quote_size") && e.contains("max_order_size"), "{e}");
         let e = err("[venue]\nkind = \"paper\"\n");
         assert!(e.contains("local") && e.contains("demo"), "{e}");
+        let e = err("[run]\npin_others = []\n");
+        assert!(e.contains("pin_others") && e.contains("--pin-others 0"), "{e}");
+    }
+
+    #[test]
+    fn other_threads_cores_come_from_the_file_or_a_comma_list() {
+        let mut cfg = Config::default();
+        cfg.apply_file("[run]\npin_others = [1]\n").unwrap();
+        assert_eq!(cfg.pin_others, Some(vec![1]));
+        cfg.apply_flags(&args(&["--pin-others", "0,2"])).unwrap();
+        assert_eq!(cfg.pin_others, Some(vec![0, 2]));
+        assert!(RunArgs::try_parse_from(["kmm", "--pin-others", "x"]).is_err());
     }
 
     #[test]

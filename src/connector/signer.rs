@@ -47,6 +47,10 @@ pub const HEADER_SIGNATURE: &[u8] = b"KALSHI-ACCESS-SIGNATURE";
 
 // ------------------------------------------------------------------------------------ headers
 
+/// Stocked signatures per fixed path that [`Presigner::maintain_at`] keeps in the io core's
+/// cache: the io thread takes them one request at a time.
+const WARM_SLOTS: usize = 4;
+
 /// Between the timestamp and the signature in [`SignedHeaders::auth_lines`].
 const SIGNATURE_LINE: &[u8] = b"\r\nKALSHI-ACCESS-SIGNATURE: ";
 const AUTH_LINES_CAPACITY: usize = MAX_TIMESTAMP_DIGITS + SIGNATURE_LINE.len() + MAX_SIGNATURE_B64;
@@ -514,7 +518,10 @@ pub struct Presigner {
     wake_pending: bool,
     last_sweep_ms: u64,
     /// Stock entries per fixed ring at the last warming (see `maintain_at`).
-    warmed: [usize; 4],
+    /// Per fixed path: signatures consumed so far, and (consumed, stocked) when the front of
+    /// the stock was last read into this core's cache.
+    taken: [u64; 4],
+    warmed: [(u64, usize); 4],
     /// The constant heads of the fixed-path requests for `prefix_host`.
     prefixes: [Vec<u8>; 4],
     prefix_host: Vec<u8>,
@@ -591,7 +598,8 @@ impl Presigner {
             worker: Some(handle),
             wake_pending: true,
             last_sweep_ms: 0,
-            warmed: [0; 4],
+            taken: [0; 4],
+            warmed: [(0, 0); 4],
             prefixes: Default::default(),
             prefix_host: Vec::new(),
             stats: PresignStats::default(),
@@ -692,6 +700,7 @@ impl Presigner {
                         if let Ok(c) = ring.read_chunk(1) {
                             c.commit_all();
                         }
+                        self.taken[f.index()] += 1;
                         self.stats.hits += 1;
                         self.wake_pending = true;
                         return Stamped { ts_ms, from_stock: true };
@@ -700,6 +709,7 @@ impl Presigner {
                         if let Ok(c) = ring.read_chunk(1) {
                             c.commit_all();
                         }
+                        self.taken[f.index()] += 1;
                         self.stats.stale_dropped += 1;
                         self.wake_pending = true;
                     }
@@ -737,6 +747,7 @@ impl Presigner {
                     if let Ok(c) = ring.read_chunk(1) {
                         c.commit_all();
                     }
+                    self.taken[FixedPath::Create.index()] += 1;
                     self.stats.hits += 1;
                     self.wake_pending = true;
                     return Stamped { ts_ms, from_stock: true };
@@ -745,6 +756,7 @@ impl Presigner {
                     if let Ok(c) = ring.read_chunk(1) {
                         c.commit_all();
                     }
+                    self.taken[FixedPath::Create.index()] += 1;
                     self.stats.stale_dropped += 1;
                     self.wake_pending = true;
                 }
@@ -766,6 +778,7 @@ impl Presigner {
             let h = *ring.peek().ok()?;
             // Either way it is consumed: a stale one is useless and the worker replaces it.
             let _ = ring.pop();
+            self.taken[f.index()] += 1;
             self.wake_pending = true;
             if h.age_ok(now_ms, self.config.max_age_ms) {
                 return Some(h);
@@ -838,21 +851,24 @@ impl Presigner {
     }
 
     pub fn maintain_at(&mut self, now_ms: u64) {
-        for (ring, warmed) in self.fixed.iter_mut().zip(self.warmed.iter_mut()) {
+        for ((ring, warmed), taken) in self.fixed.iter_mut().zip(self.warmed.iter_mut()).zip(self.taken.iter_mut()) {
             while let Ok(h) = ring.peek() {
                 if h.age_ok(now_ms, self.config.refresh_age_ms) {
                     break;
                 }
                 let _ = ring.pop();
+                *taken += 1;
                 self.stats.retired += 1;
                 self.wake_pending = true;
             }
-            // The worker wrote the stock from another core: read what a request will copy
-            // now, so the order write finds it in this core's cache.
+            // The worker wrote the stock from another core: read what the next requests will
+            // copy now, so the order write finds it in this core's cache. Again whenever one
+            // was taken or the worker added one (a count alone would miss a take the worker
+            // has since made up for: the front slot is then one this core never read).
             let n = ring.slots();
-            if n != *warmed {
-                *warmed = n;
-                if let Ok(chunk) = ring.read_chunk(n) {
+            if (*taken, n) != *warmed {
+                *warmed = (*taken, n);
+                if let Ok(chunk) = ring.read_chunk(n.min(WARM_SLOTS)) {
                     let (a, b) = chunk.as_slices();
                     let mut x = 0u8;
                     for h in a.iter().chain(b) {
