@@ -2255,12 +2255,7 @@ pub struct RestRequest {
 /// count and price change, and the escaped ticker and enum names are copied, not rewritten.
 #[derive(Clone, Debug)]
 struct CreateTemplate {
-    valid: bool,
-    ticker: Vec<u8>,
-    side: Side,
-    tif: TimeInForce,
-    post_only: bool,
-    stp: SelfTradePrevention,
+    shape: OrderShape,
     /// `{"ticker":"…","client_order_id":"`
     head: Vec<u8>,
     /// `","side":"…","count":"`
@@ -2272,12 +2267,7 @@ struct CreateTemplate {
 impl CreateTemplate {
     fn new() -> CreateTemplate {
         CreateTemplate {
-            valid: false,
-            ticker: Vec::with_capacity(Interner::MAX_TICKER),
-            side: Side::Bid,
-            tif: TimeInForce::GoodTillCanceled,
-            post_only: false,
-            stp: SelfTradePrevention::default(),
+            shape: OrderShape::new(),
             // Room for a longest ticker escaped entirely as `\u00XX`.
             head: Vec::with_capacity(64 + 6 * Interner::MAX_TICKER),
             mid: Vec::with_capacity(64),
@@ -2285,21 +2275,9 @@ impl CreateTemplate {
         }
     }
 
-    #[inline]
-    fn matches(&self, o: &OrderSpec<'_>) -> bool {
-        self.valid
-            && self.side == o.side
-            && self.tif == o.tif
-            && self.post_only == o.post_only
-            && self.stp == o.stp
-            && same_bytes(&self.ticker, o.ticker)
-    }
-
     #[cold]
     fn build(&mut self, o: &OrderSpec<'_>) {
-        self.ticker.clear();
-        self.ticker.extend_from_slice(o.ticker);
-        (self.side, self.tif, self.post_only, self.stp) = (o.side, o.tif, o.post_only, o.stp);
+        self.shape.set(o);
         self.head.clear();
         self.head.extend_from_slice(b"{\"ticker\":");
         push_str(&mut self.head, o.ticker);
@@ -2318,6 +2296,47 @@ impl CreateTemplate {
         } else {
             b"\",\"post_only\":false}"
         });
+    }
+}
+
+/// What a prebuilt create is for: the market and the order's constant flags. Only the client
+/// id, price and count differ between the orders it serves.
+#[derive(Clone, Debug)]
+struct OrderShape {
+    valid: bool,
+    ticker: Vec<u8>,
+    side: Side,
+    tif: TimeInForce,
+    post_only: bool,
+    stp: SelfTradePrevention,
+}
+
+impl OrderShape {
+    fn new() -> OrderShape {
+        OrderShape {
+            valid: false,
+            ticker: Vec::with_capacity(Interner::MAX_TICKER),
+            side: Side::Bid,
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: false,
+            stp: SelfTradePrevention::default(),
+        }
+    }
+
+    #[inline]
+    fn matches(&self, o: &OrderSpec<'_>) -> bool {
+        self.valid
+            && self.side == o.side
+            && self.tif == o.tif
+            && self.post_only == o.post_only
+            && self.stp == o.stp
+            && same_bytes(&self.ticker, o.ticker)
+    }
+
+    fn set(&mut self, o: &OrderSpec<'_>) {
+        self.ticker.clear();
+        self.ticker.extend_from_slice(o.ticker);
+        (self.side, self.tif, self.post_only, self.stp) = (o.side, o.tif, o.post_only, o.stp);
         self.valid = true;
     }
 }
@@ -2374,7 +2393,7 @@ pub struct OrderSpec<'a> {
 pub fn encode_create(req: &mut RestRequest, order: &OrderSpec<'_>) {
     req.start(Method::Post, ORDERS_PATH);
     let t = &mut req.create;
-    if !t.matches(order) {
+    if !t.shape.matches(order) {
         t.build(order);
     }
     // The same bytes as `write_order`, a property test holds them to it.
@@ -2400,12 +2419,7 @@ pub fn encode_create(req: &mut RestRequest, order: &OrderSpec<'_>) {
 pub struct CreateWire {
     host: Vec<u8>,
     key_id: Vec<u8>,
-    valid: bool,
-    ticker: Vec<u8>,
-    side: Side,
-    tif: TimeInForce,
-    post_only: bool,
-    stp: SelfTradePrevention,
+    shape: OrderShape,
     /// The request line, `Host`, the key, and `KALSHI-ACCESS-TIMESTAMP: `.
     head: Vec<u8>,
     /// From the signature line's CRLF to the count's opening quote.
@@ -2425,12 +2439,7 @@ impl CreateWire {
         CreateWire {
             host: host.to_vec(),
             key_id: key_id.to_vec(),
-            valid: false,
-            ticker: Vec::with_capacity(Interner::MAX_TICKER),
-            side: Side::Bid,
-            tif: TimeInForce::GoodTillCanceled,
-            post_only: false,
-            stp: SelfTradePrevention::default(),
+            shape: OrderShape::new(),
             head: Vec::with_capacity(128 + host.len() + key_id.len()),
             rest: Vec::with_capacity(512 + 6 * Interner::MAX_TICKER),
             length_at: 0,
@@ -2445,14 +2454,7 @@ impl CreateWire {
     /// `SignedHeaders::auth_lines`: the timestamp, CRLF, and the signature line but its CRLF).
     #[inline]
     pub fn write(&mut self, out: &mut Vec<u8>, order: &OrderSpec<'_>, auth: &[u8]) {
-        let reuse = self.valid
-            && (1..10_000).contains(&order.price.0)
-            && self.side == order.side
-            && self.tif == order.tif
-            && self.post_only == order.post_only
-            && self.stp == order.stp
-            && same_bytes(&self.ticker, order.ticker);
-        if !reuse {
+        if !self.shape.matches(order) {
             self.build(order);
         }
         let count_len = qty_text_len(order.qty);
@@ -2468,7 +2470,7 @@ impl CreateWire {
         if !write_exact_digits(length, body_len) || !(1..10_000).contains(&order.price.0) {
             // A price of another width, or a body whose length has another number of digits:
             // the generic layout, written whole.
-            self.valid = false;
+            self.shape.valid = false;
             self.write_generic(out, order, auth);
             return;
         }
@@ -2485,23 +2487,8 @@ impl CreateWire {
 
     #[cold]
     fn build(&mut self, o: &OrderSpec<'_>) {
-        use super::signer::{HEADER_KEY, HEADER_TIMESTAMP};
-        self.ticker.clear();
-        self.ticker.extend_from_slice(o.ticker);
-        (self.side, self.tif, self.post_only, self.stp) = (o.side, o.tif, o.post_only, o.stp);
-        let h = &mut self.head;
-        h.clear();
-        h.extend_from_slice(b"POST ");
-        h.extend_from_slice(ORDERS_PATH);
-        h.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-        h.extend_from_slice(&self.host);
-        h.extend_from_slice(b"\r\n");
-        h.extend_from_slice(HEADER_KEY);
-        h.extend_from_slice(b": ");
-        h.extend_from_slice(&self.key_id);
-        h.extend_from_slice(b"\r\n");
-        h.extend_from_slice(HEADER_TIMESTAMP);
-        h.extend_from_slice(b": ");
+        self.shape.set(o);
+        super::signer::write_head_to_timestamp(&mut self.head, Method::Post, ORDERS_PATH, &self.host, &self.key_id);
         // The body first, to learn its length; then the headers are put in front of it.
         let b = &mut self.rest;
         b.clear();
@@ -2542,7 +2529,6 @@ impl CreateWire {
         self.length_digits = digits.len() - start;
         self.client_at = front + client_at;
         self.price_at = front + price_at;
-        self.valid = true;
     }
 
     #[cold]

@@ -170,6 +170,25 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
     }
 }
 
+/// Writes (into `out`, cleared first) a request's constant head: the request line, `Host`,
+/// `KALSHI-ACCESS-KEY`, and `KALSHI-ACCESS-TIMESTAMP: ` up to the value, where a stocked
+/// signature's [`SignedHeaders::auth_lines`] go.
+pub fn write_head_to_timestamp(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], key_id: &[u8]) {
+    out.clear();
+    out.extend_from_slice(method.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path);
+    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
+    out.extend_from_slice(host);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(HEADER_KEY);
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(key_id);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(HEADER_TIMESTAMP);
+    out.extend_from_slice(b": ");
+}
+
 /// [`write_http_request`]'s bytes, from a prebuilt head that ends at the timestamp's value:
 /// six copies instead of seventeen on the order path.
 #[inline]
@@ -671,50 +690,22 @@ impl Presigner {
     #[inline]
     pub fn write_request_at(&mut self, out: &mut Vec<u8>, req: &RestRequest, host: &[u8], now_ms: u64) -> Stamped {
         if let Some(StockKey::Fixed(f)) = classify(req.method, &req.path) {
-            let ring = &mut self.fixed[f.index()];
-            loop {
-                match ring.peek() {
-                    Ok(h) if h.age_ok(now_ms, self.config.max_age_ms) => {
-                        let ts_ms = h.ts_ms;
-                        if host != &self.prefix_host[..] {
-                            // Once per host: the constant head of each fixed-path request.
-                            self.prefix_host = host.to_vec();
-                            for g in FixedPath::ALL {
-                                let p = &mut self.prefixes[g.index()];
-                                p.clear();
-                                p.extend_from_slice(g.method().as_bytes());
-                                p.push(b' ');
-                                p.extend_from_slice(g.path());
-                                p.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-                                p.extend_from_slice(host);
-                                p.extend_from_slice(b"\r\n");
-                                p.extend_from_slice(HEADER_KEY);
-                                p.extend_from_slice(b": ");
-                                p.extend_from_slice(&self.key_id);
-                                p.extend_from_slice(b"\r\n");
-                                p.extend_from_slice(HEADER_TIMESTAMP);
-                                p.extend_from_slice(b": ");
-                            }
-                        }
-                        write_after_prefix(out, &self.prefixes[f.index()], h, &req.body);
-                        if let Ok(c) = ring.read_chunk(1) {
-                            c.commit_all();
-                        }
-                        self.taken[f.index()] += 1;
-                        self.stats.hits += 1;
-                        self.wake_pending = true;
-                        return Stamped { ts_ms, from_stock: true };
+            if self.fresh_front(f, now_ms) {
+                if host != &self.prefix_host[..] {
+                    // Once per host: the constant head of each fixed-path request.
+                    self.prefix_host = host.to_vec();
+                    for g in FixedPath::ALL {
+                        write_head_to_timestamp(&mut self.prefixes[g.index()], g.method(), g.path(), host, &self.key_id);
                     }
-                    Ok(_) => {
-                        if let Ok(c) = ring.read_chunk(1) {
-                            c.commit_all();
-                        }
-                        self.taken[f.index()] += 1;
-                        self.stats.stale_dropped += 1;
-                        self.wake_pending = true;
-                    }
-                    Err(_) => break,
                 }
+                let Ok(h) = self.fixed[f.index()].peek() else {
+                    unreachable!("fresh_front saw it")
+                };
+                let ts_ms = h.ts_ms;
+                write_after_prefix(out, &self.prefixes[f.index()], h, &req.body);
+                self.consume_front(f);
+                self.stats.hits += 1;
+                return Stamped { ts_ms, from_stock: true };
             }
         }
         let hits = self.stats.hits;
@@ -738,30 +729,16 @@ impl Presigner {
     /// [`write_create`](Self::write_create) with the wall time given (Unix ms).
     #[inline]
     pub fn write_create_at(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>, now_ms: u64) -> Stamped {
-        let ring = &mut self.fixed[FixedPath::Create.index()];
-        loop {
-            match ring.peek() {
-                Ok(h) if h.age_ok(now_ms, self.config.max_age_ms) => {
-                    let ts_ms = h.ts_ms;
-                    wire.write(out, order, h.auth_lines());
-                    if let Ok(c) = ring.read_chunk(1) {
-                        c.commit_all();
-                    }
-                    self.taken[FixedPath::Create.index()] += 1;
-                    self.stats.hits += 1;
-                    self.wake_pending = true;
-                    return Stamped { ts_ms, from_stock: true };
-                }
-                Ok(_) => {
-                    if let Ok(c) = ring.read_chunk(1) {
-                        c.commit_all();
-                    }
-                    self.taken[FixedPath::Create.index()] += 1;
-                    self.stats.stale_dropped += 1;
-                    self.wake_pending = true;
-                }
-                Err(_) => break,
-            }
+        let f = FixedPath::Create;
+        if self.fresh_front(f, now_ms) {
+            let Ok(h) = self.fixed[f.index()].peek() else {
+                unreachable!("fresh_front saw it")
+            };
+            let ts_ms = h.ts_ms;
+            wire.write(out, order, h.auth_lines());
+            self.consume_front(f);
+            self.stats.hits += 1;
+            return Stamped { ts_ms, from_stock: true };
         }
         self.stats.misses += 1;
         let h = self.sign_inline(Method::Post, ORDERS_PATH, now_ms);
@@ -770,6 +747,32 @@ impl Presigner {
             ts_ms: h.ts_ms,
             from_stock: false,
         }
+    }
+
+    /// Drops stale signatures from the front of `f`'s stock; true when a fresh one is left
+    /// there to be written straight from its slot (then [`consume_front`](Self::consume_front)).
+    #[inline]
+    fn fresh_front(&mut self, f: FixedPath, now_ms: u64) -> bool {
+        loop {
+            match self.fixed[f.index()].peek() {
+                Ok(h) if h.age_ok(now_ms, self.config.max_age_ms) => return true,
+                Ok(_) => {
+                    self.consume_front(f);
+                    self.stats.stale_dropped += 1;
+                }
+                Err(_) => return false,
+            }
+        }
+    }
+
+    /// Frees the front slot of `f`'s stock without copying it out.
+    #[inline]
+    fn consume_front(&mut self, f: FixedPath) {
+        if let Ok(c) = self.fixed[f.index()].read_chunk(1) {
+            c.commit_all();
+        }
+        self.taken[f.index()] += 1;
+        self.wake_pending = true;
     }
 
     fn pop_fixed(&mut self, f: FixedPath, now_ms: u64) -> Option<SignedHeaders> {
