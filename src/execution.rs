@@ -513,6 +513,7 @@ impl Iterator for SideSlots<'_> {
 /// The open slots of each (market, side) as intrusive lists through the slot indices, each in
 /// the order its slots appear in `Orders::open`: reconcile's choices (which orders it looks
 /// at first, the order of its cancels) depend on that order, so the index must not change it.
+#[derive(Clone)]
 struct SideIndex {
     /// First and last slot per `key`; `NIL` when the side has no open order.
     head: Vec<u16>,
@@ -608,6 +609,7 @@ impl SideIndex {
 }
 
 /// Our orders, as far as the exchange has told us, in a fixed-capacity table.
+#[derive(Clone)]
 pub struct Orders {
     params: ExecParams,
     slots: Box<[Order]>,
@@ -1199,6 +1201,32 @@ impl Orders {
             sent += self.reconcile_side(market, side, want, ladder, now_ms, ids, sink);
         }
         sent
+    }
+
+    /// [`reconcile`](Self::reconcile) with every command vetoed and the table left as it was:
+    /// the same scan, diff and risk calls on the same slots, for a thread that keeps them in
+    /// cache while idle. `sink` sees what would be sent; its answer is ignored.
+    pub fn rehearse(
+        &mut self,
+        market: MarketIdx,
+        desired: Desired,
+        ladder: &MarketLadder,
+        now_ms: u64,
+        ids: &ClientIds,
+        sink: &mut impl FnMut(CommandBody),
+    ) -> usize {
+        // A vetoed command changes nothing but these (ids drawn, counters, the clock).
+        let (clock, stats) = (self.now_ms, self.stats);
+        let mut scratch_ids = ids.clone();
+        let mut would = 0;
+        self.reconcile(market, desired, ladder, now_ms, &mut scratch_ids, &mut |cmd| {
+            would += 1;
+            sink(cmd);
+            false
+        });
+        self.now_ms = clock;
+        self.stats = stats;
+        would
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -1833,7 +1861,25 @@ mod tests {
                         bid: level(bid),
                         ask: level(ask),
                     };
-                    orders.reconcile(market, desired, &ladder, now, &mut ids, &mut sink);
+                    // A rehearsal (even a minute ahead) changes nothing the real decision sees.
+                    let (mut twin, mut twin_ids) = (orders.clone(), ids.clone());
+                    let mut rehearsed = 0;
+                    for later in [0, 60_000] {
+                        orders.rehearse(market, desired, &ladder, now + later, &ids, &mut |_| rehearsed += 1);
+                    }
+                    prop_assert_eq!(twin.stats(), orders.stats());
+                    let (mut sent, mut twin_sent) = (Vec::new(), Vec::new());
+                    orders.reconcile(market, desired, &ladder, now, &mut ids, &mut |c| {
+                        sent.push(c);
+                        sink(c)
+                    });
+                    twin.reconcile(market, desired, &ladder, now, &mut twin_ids, &mut |c| {
+                        twin_sent.push(c);
+                        true
+                    });
+                    prop_assert_eq!(&sent, &twin_sent);
+                    prop_assert_eq!(twin.stats(), orders.stats());
+                    prop_assert!(rehearsed >= sent.len(), "the rehearsal saw at least what was sent");
                 }
                 Op::Place { market, ask, cents, qty } => {
                     let _ = orders.place(market, side(ask), Price(cents * 100), Qty(qty * 100), now, &mut ids, &mut sink);

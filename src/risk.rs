@@ -482,8 +482,10 @@ impl Risk {
         r
     }
 
+    /// [`check`](Self::check) without counting a block: for rehearsals, which must leave the
+    /// counters as they were.
     #[inline]
-    fn verdict(
+    pub fn verdict(
         &self,
         cmd: &CommandBody,
         reference: Option<Price>,

@@ -68,6 +68,10 @@ pub enum StrategyControl {
 /// Where the loop's time goes between timer passes.
 const TIMER_EVERY: Duration = Duration::from_millis(20);
 const STATUS_EVERY: Duration = Duration::from_millis(200);
+/// How often an idle spinning strategy thread rehearses a decision ([`Strategy::rehearse`]).
+/// On these VMs a line untouched for a millisecond is back in DRAM; a rehearsal costs about
+/// what one decision costs warm, so this is well under 1% of the core.
+const REHEARSE_EVERY: Duration = Duration::from_micros(50);
 
 /// What the strategy thread hands back when its input ring is closed.
 pub struct StrategyRun {
@@ -95,6 +99,8 @@ pub fn strategy_loop(
     let mut next_timer = tsc() + timer_ticks;
     let mut next_status = tsc() + status_ticks;
     let mut stalls = 0u64;
+    let rehearse_ticks = (clock.ticks_per_us * REHEARSE_EVERY.as_micros() as f64) as u64;
+    let mut last_rehearsal = 0u64;
     loop {
         let mut worked = false;
         while let Ok(ev) = events.pop() {
@@ -127,6 +133,11 @@ pub fn strategy_loop(
         } else if events.is_abandoned() && events.is_empty() {
             break;
         } else {
+            if mode == PollMode::Spin && now.wrapping_sub(last_rehearsal) >= rehearse_ticks {
+                // Only a spinning thread owns its core's caches (see `REHEARSE_EVERY`).
+                last_rehearsal = now;
+                strategy.rehearse(wall.now_ms());
+            }
             idle.idle();
         }
     }

@@ -206,6 +206,8 @@ pub struct Strategy {
     stats: StrategyStats,
     /// Whether the kill switch's cancels have been sent for the current kill.
     kill_handled: bool,
+    /// Markets rehearsed so far, to take each in turn.
+    rehearsals: usize,
 }
 
 impl Strategy {
@@ -242,6 +244,7 @@ impl Strategy {
             risk: Risk::new(cfg.risk),
             stats: StrategyStats::default(),
             kill_handled: false,
+            rehearsals: 0,
             cfg,
         }
     }
@@ -556,6 +559,51 @@ impl Strategy {
             });
     }
 
+    /// Runs one market's decision (each market in turn) as a book change would, and keeps
+    /// nothing: no command leaves, no order is recorded, no client id or counter is used, the
+    /// quote cache is not touched. A spinning strategy thread calls it while idle: on these
+    /// VMs a line untouched for a millisecond is back in DRAM, and an event that finds the
+    /// book, the model tables and the order table there costs microseconds more. Returns how
+    /// many commands the decision would have sent (risk-checked, not counted as blocks).
+    pub fn rehearse(&mut self, now_ms: u64) -> usize {
+        if self.markets.is_empty() || self.risk.killed().is_some() || !self.cfg.modules.stoikov {
+            return 0;
+        }
+        self.rehearsals = self.rehearsals.wrapping_add(1);
+        let i = self.rehearsals % self.markets.len();
+        let Ok(market) = MarketIdx::try_from(i) else { return 0 };
+        let book = &self.books[market];
+        let m = &self.markets[i];
+        // An unset table is filled by the first real decision, at that decision's time.
+        if m.table.is_unset() || !m.active || !book.is_live() {
+            return 0;
+        }
+        let Some(fair) = m.mid else { return 0 };
+        let input = QuoteInput {
+            fair,
+            position: m.account.position,
+            best_bid: book.best_bid(),
+            best_ask: book.best_ask(),
+        };
+        let q = stoikov::quote(book.ladder().ticks(), &m.table, &self.cfg.stoikov, &input);
+        let in_band = |p: &Price| self.risk.within_band(*p, fair, book.ladder());
+        let desired = Desired {
+            bid: q.bid.filter(in_band).map(|p| (p, self.cfg.quote_size)),
+            ask: q.ask.filter(in_band).map(|p| (p, self.cfg.quote_size)),
+        };
+        let exposure = self.orders.exposure(market);
+        let position = m.account.position;
+        let desired = self.risk.clamp(desired, position, exposure);
+        let ladder = book.ladder();
+        let risk = &self.risk;
+        let open = self.orders.open_count();
+        let mut passed = 0;
+        self.orders.rehearse(market, desired, ladder, now_ms, &self.ids, &mut |cmd| {
+            passed += usize::from(risk.verdict(&cmd, Some(fair), ladder, position, exposure, open).is_ok());
+        });
+        passed
+    }
+
     fn enforce_kill(&mut self, out: &mut Commands) {
         if self.kill_handled && self.orders.open_count() == 0 {
             return;
@@ -623,5 +671,61 @@ mod tests {
             }
         }
         assert!(checked > 10_000 && hits > 1_000, "checked {checked}, reused {hits}");
+    }
+
+    /// Rehearsing between events changes nothing a later event sees: the same commands, in
+    /// the same order with the same client ids, and the same counters as without.
+    #[test]
+    fn rehearsals_leave_no_trace() {
+        const MARKETS: usize = 3;
+        let now = 1_780_000_000_000;
+        let cfg = StrategyConfig::from_config(&Config::default(), 9);
+        let mut plain = Strategy::new(cfg.clone(), &testkit::setups(MARKETS, now));
+        let mut rehearsed = Strategy::new(cfg, &testkit::setups(MARKETS, now));
+        let mut feed = SyntheticFeed::new(MARKETS, 5, now);
+        let mut venue = MiniVenue::new(MARKETS, 5, 3);
+        let (mut out_plain, mut out_rehearsed) = (Commands::default(), Commands::default());
+        let mut pending = Vec::new();
+        feed.start(|ev| pending.push(ev.body));
+        let (mut would, mut sent) = (0usize, 0usize);
+        for step in 0..20_000u32 {
+            let body = if pending.is_empty() {
+                feed.next_event().body
+            } else {
+                pending.remove(0)
+            };
+            let now = feed.now_ms;
+            // A minute on, in-flight requests are overdue and holds have lapsed: decisions
+            // that would send something, which must still leave nothing behind.
+            for later in [0, 60_000] {
+                would += rehearsed.rehearse(now + later);
+            }
+            let ev = Event {
+                stamp: Default::default(),
+                body,
+            };
+            plain.on_event(&ev, now, &mut out_plain);
+            rehearsed.on_event(&ev, now, &mut out_rehearsed);
+            assert_eq!(out_plain.as_slice(), out_rehearsed.as_slice(), "step {step}");
+            sent += out_plain.as_slice().len();
+            for cmd in out_plain.as_slice() {
+                venue.answer(cmd, |b| pending.push(b));
+            }
+            if step % 7 == 0 {
+                plain.on_timer(now, &mut out_plain);
+                rehearsed.on_timer(now, &mut out_rehearsed);
+                assert_eq!(out_plain.as_slice(), out_rehearsed.as_slice(), "timer at step {step}");
+                for cmd in out_plain.as_slice() {
+                    venue.answer(cmd, |b| pending.push(b));
+                }
+            }
+        }
+        assert_eq!(plain.stats(), rehearsed.stats());
+        assert_eq!(plain.orders().stats(), rehearsed.orders().stats());
+        for b in crate::risk::RiskBlock::ALL {
+            assert_eq!(plain.risk.blocks(b), rehearsed.risk.blocks(b), "{b:?}");
+        }
+        // The rehearsals really ran decisions that would have sent commands.
+        assert!(would > 10 && sent > 100, "would {would}, sent {sent}");
     }
 }

@@ -749,6 +749,47 @@ impl Presigner {
         }
     }
 
+    /// Writes what [`write_create`](Self::write_create) would, from the front signature left in
+    /// stock, and takes nothing: the idle io thread's rehearsal, which keeps the stock's front
+    /// slot, the wire and this code in cache for the next real order. False when the stock is
+    /// empty (nothing written).
+    pub fn rehearse_create(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>) -> bool {
+        let Ok(h) = self.fixed[FixedPath::Create.index()].peek() else {
+            return false;
+        };
+        wire.write(out, order, h.auth_lines());
+        true
+    }
+
+    /// As [`rehearse_create`](Self::rehearse_create), for a fixed-path request (a batch
+    /// cancel, say) through the prefix [`write_request`](Self::write_request) would use.
+    /// An order's request (an amend, say) looks its signature up as a real one would and
+    /// is written with it, or with any order's when that order has none.
+    pub fn rehearse_request(&mut self, out: &mut Vec<u8>, req: &RestRequest, host: &[u8]) -> bool {
+        let f = match classify(req.method, &req.path) {
+            Some(StockKey::Fixed(f)) => f,
+            Some(StockKey::Order(order, op)) => {
+                // Finished signatures are taken in now rather than on the next real request.
+                self.drain_results();
+                let key = OrderKey(order.0, op);
+                let Some(h) = self.orders.get(&key).or_else(|| self.orders.values().next()) else {
+                    return false;
+                };
+                write_http_request(out, req, host, &self.key_id, h);
+                return true;
+            }
+            None => return false,
+        };
+        if host != &self.prefix_host[..] {
+            return false;
+        }
+        let Ok(h) = self.fixed[f.index()].peek() else {
+            return false;
+        };
+        write_after_prefix(out, &self.prefixes[f.index()], h, &req.body);
+        true
+    }
+
     /// Drops stale signatures from the front of `f`'s stock; true when a fresh one is left
     /// there to be written straight from its slot (then [`consume_front`](Self::consume_front)).
     #[inline]
@@ -1180,6 +1221,80 @@ mod tests {
                 assert_eq!(String::from_utf8_lossy(&fast), String::from_utf8_lossy(&slow));
             }
         }
+    }
+
+    /// A rehearsal writes byte for byte what the real write then sends, with the same
+    /// signature, and takes nothing: the stock and the hit counters are as they were.
+    #[test]
+    fn rehearsals_write_what_the_real_write_sends_and_take_nothing() {
+        use crate::connector::codec::{encode_batch_cancel, encode_command, Interner, SelfTradePrevention};
+        use crate::event::{ClientRef, CommandBody, Price, Qty, Side, TimeInForce};
+        let k = key(KeyKind::Ed25519);
+        let (clock, _) = WallClock::manual(T0);
+        let mut p = Presigner::spawn_with_clock(Signer::from_pem(&k.private_pem).unwrap(), &k.key_id, quiet([3, 3, 3, 3]), clock).unwrap();
+        wait_for("stock", || FixedPath::ALL.iter().all(|f| p.stock(*f) == 3));
+        let host = b"api.example:443";
+        let order = OrderSpec {
+            ticker: b"KXHIGHNY-26JUN24-T82",
+            client: ClientRef(42),
+            side: Side::Ask,
+            price: Price(4321),
+            qty: Qty(700),
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: true,
+            stp: SelfTradePrevention::default(),
+        };
+        let mut wire = CreateWire::new(host, k.key_id.as_bytes());
+        let (mut rehearsed, mut real) = (Vec::new(), Vec::new());
+        // The fixed-path prefixes are built by the first real request to the host.
+        let mut req = RestRequest::new();
+        encode_batch_cancel(&mut req, &[OrderId(7)]);
+        assert!(
+            !p.rehearse_request(&mut rehearsed, &req, host),
+            "no prefix yet: nothing to rehearse"
+        );
+        p.write_request_at(&mut real, &req, host, T0);
+        for _ in 0..2 {
+            let before = (p.stats(), FixedPath::ALL.map(|f| p.stock(f)));
+            assert!(p.rehearse_create(&mut rehearsed, &mut wire, &order));
+            assert!(p.rehearse_create(&mut rehearsed, &mut wire, &order), "the same front slot twice");
+            assert_eq!(before, (p.stats(), FixedPath::ALL.map(|f| p.stock(f))));
+            let stamped = p.write_create_at(&mut real, &mut wire, &order, T0);
+            assert!(stamped.from_stock);
+            assert_eq!(String::from_utf8_lossy(&rehearsed), String::from_utf8_lossy(&real));
+
+            let before = (p.stats(), FixedPath::ALL.map(|f| p.stock(f)));
+            assert!(p.rehearse_request(&mut rehearsed, &req, host));
+            assert_eq!(before, (p.stats(), FixedPath::ALL.map(|f| p.stock(f))));
+            assert!(p.write_request_at(&mut real, &req, host, T0).from_stock);
+            assert_eq!(String::from_utf8_lossy(&rehearsed), String::from_utf8_lossy(&real));
+        }
+        // An order's request: with no signature for any order there is nothing to write.
+        let mut interner = Interner::with_capacity(2);
+        let market = interner.intern(order.ticker).unwrap();
+        let id = OrderId::parse(b"0b6e2a9a-0a11-41c0-4f77-2a9a1c021af4").unwrap();
+        let amend = CommandBody::Amend {
+            market,
+            client: ClientRef(42),
+            order: id,
+            side: Side::Bid,
+            price: Price(4300),
+            total: Qty(500),
+        };
+        encode_command(&mut req, &interner, &amend, SelfTradePrevention::default()).unwrap();
+        assert!(!p.rehearse_request(&mut rehearsed, &req, host));
+        p.prepare(id, OrderOp::Amend);
+        p.wake();
+        wait_for("the order's signature", || p.order_ready(id, OrderOp::Amend));
+        let before = p.stats();
+        assert!(p.rehearse_request(&mut rehearsed, &req, host));
+        assert!(
+            p.order_ready(id, OrderOp::Amend),
+            "the rehearsal left the order's signature in place"
+        );
+        assert_eq!(before, p.stats());
+        assert!(p.write_request_at(&mut real, &req, host, T0).from_stock);
+        assert_eq!(String::from_utf8_lossy(&rehearsed), String::from_utf8_lossy(&real));
     }
 
     use local_exchange::auth::{generate_account_key, AccountKey, KeyKind, Verifier};

@@ -10,11 +10,17 @@
 use crate::connector::codec::{encode_command, CreateWire, Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention};
 use crate::connector::signer::{write_http_request, SignedHeaders};
 use crate::event::{Channel, ClientRef, CommandBody, OrderId, Price, Qty, Side, Stamp, TimeInForce};
+use rustls::{ClientConnection, ServerConnection};
 use std::hint::black_box;
+use std::io::{Read, Write};
+use std::sync::Arc;
 
 /// Width of the canned frame's seq (starting at 10^(width-1): JSON allows no leading zeros),
 /// bumped in place so every decode is in sequence.
 const SEQ_DIGITS: usize = 12;
+
+/// Plaintext of the canned burst: about what a read of the real feed brings (1.5 to 3 KB).
+const BURST_BYTES: usize = 2048;
 
 pub struct Warmer {
     decoder: Decoder,
@@ -30,6 +36,70 @@ pub struct Warmer {
     ticker: Vec<u8>,
     /// Events the canned frame produced, so a test can see the parse really ran.
     parsed: u64,
+    tls: TlsPair,
+}
+
+/// A client and a server TLS connection joined in memory. The real connection's records cannot
+/// be faked (its sequence numbers are the peer's), but the record layer, AES-GCM and the
+/// allocator it calls are the same code: a burst's decryption and an order's encryption then
+/// find them in cache.
+struct TlsPair {
+    client: ClientConnection,
+    server: ServerConnection,
+    wire: Vec<u8>,
+    plain: Vec<u8>,
+    /// Application bytes the client decrypted, so a test can see the record really went through.
+    decrypted: u64,
+}
+
+impl TlsPair {
+    fn new() -> anyhow::Result<TlsPair> {
+        let material = local_exchange::tls::generate(&[])?;
+        let client_config = local_exchange::tls::client_config(&material.ca_pem)?;
+        let name = rustls::pki_types::ServerName::try_from("localhost")?;
+        let mut pair = TlsPair {
+            client: ClientConnection::new(client_config, name)?,
+            server: ServerConnection::new(Arc::clone(&material.server_config))?,
+            wire: Vec::with_capacity(1 << 14),
+            plain: vec![0; 1 << 14],
+            decrypted: 0,
+        };
+        for _ in 0..16 {
+            if !pair.client.is_handshaking() && !pair.server.is_handshaking() {
+                return Ok(pair);
+            }
+            pair.wire.clear();
+            pair.client.write_tls(&mut pair.wire)?;
+            pair.server.read_tls(&mut pair.wire.as_slice())?;
+            pair.server.process_new_packets()?;
+            pair.wire.clear();
+            pair.server.write_tls(&mut pair.wire)?;
+            pair.client.read_tls(&mut pair.wire.as_slice())?;
+            pair.client.process_new_packets()?;
+        }
+        anyhow::bail!("the in-memory TLS handshake of the warm-up did not finish")
+    }
+
+    /// One burst in (`burst` as a server record, read and decrypted by the client) and one
+    /// request out (`request` encrypted by the client; the server never reads it).
+    fn run(&mut self, burst: &[u8], request: &[u8]) {
+        self.wire.clear();
+        let _ = self.server.writer().write_all(burst);
+        let _ = self.server.write_tls(&mut self.wire);
+        let _ = self.client.read_tls(&mut self.wire.as_slice());
+        if self.client.process_new_packets().is_ok() {
+            while let Ok(n) = self.client.reader().read(&mut self.plain) {
+                if n == 0 {
+                    break;
+                }
+                self.decrypted += n as u64;
+            }
+        }
+        self.wire.clear();
+        let _ = self.client.writer().write_all(request);
+        let _ = self.client.write_tls(&mut self.wire);
+        black_box(&self.wire);
+    }
 }
 
 impl Warmer {
@@ -74,6 +144,7 @@ impl Warmer {
             create: CreateWire::new(b"api.elections.kalshi.com", &[b'0'; 36]),
             ticker: ticker.as_bytes().to_vec(),
             parsed: 0,
+            tls: TlsPair::new()?,
         };
         // Check once that the canned frame really takes the whole parse path.
         let mut events = 0;
@@ -86,9 +157,15 @@ impl Warmer {
         Ok(w)
     }
 
-    /// One pass over the parse and encode code. Costs about what one frame and one order cost
-    /// warm (~0.5 us).
+    /// One pass: [`run_codec`](Self::run_codec), then [`run_tls`](Self::run_tls).
     pub fn run(&mut self, host: &[u8], key_id: &[u8]) {
+        self.run_codec(host, key_id);
+        self.run_tls();
+    }
+
+    /// The parse and encode code, allocation-free. Costs about what one frame and one order
+    /// cost warm (~0.5 us).
+    pub fn run_codec(&mut self, host: &[u8], key_id: &[u8]) {
         self.bump();
         let mut n = 0u64;
         let r = self.decoder.decode(black_box(&self.frame), Stamp::default(), &mut |e| {
@@ -114,6 +191,17 @@ impl Warmer {
         };
         self.create.write(&mut self.out, black_box(&create), self.auth.auth_lines());
         black_box(&self.out);
+    }
+
+    /// A 2 KB burst in and the last encoded request out through the in-memory TLS pair. It
+    /// allocates what rustls allocates per record written, as the real order path does.
+    pub fn run_tls(&mut self) {
+        // A burst is several frames in one record; the canned frame stands in for each.
+        let mut burst = [0u8; BURST_BYTES];
+        for chunk in burst.chunks_mut(self.frame.len()) {
+            chunk.copy_from_slice(&self.frame[..chunk.len()]);
+        }
+        self.tls.run(&burst, &self.out);
     }
 
     /// Events the canned frame has produced so far (one per pass when the parse path ran).
@@ -156,6 +244,8 @@ mod tests {
             String::from_utf8_lossy(&w.out)
         );
         assert!(w.out.ends_with(b"\"count\":\"5.00\"}"), "{}", String::from_utf8_lossy(&w.out));
+        // Every pass's burst was encrypted by the server and decrypted by the client.
+        assert_eq!(w.tls.decrypted, 1000 * BURST_BYTES as u64);
     }
 
     #[test]
