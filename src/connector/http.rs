@@ -29,14 +29,20 @@ pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
 /// Frames one request. `auth` is the prepared header block (each line ending in CRLF; empty for
 /// an unauthenticated request). A body is always sent with Content-Length (DELETE too: Kalshi's
 /// batch cancel carries one).
+/// Clears `out` and writes `METHOD path HTTP/1.1`, CRLF, `Host: host` (no CRLF after it).
 #[inline]
-pub fn frame_request(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], auth: &[u8], body: &[u8]) {
+pub fn write_request_line(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8]) {
     out.clear();
     out.extend_from_slice(method.as_bytes());
     out.push(b' ');
     out.extend_from_slice(path);
     out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
     out.extend_from_slice(host);
+}
+
+#[inline]
+pub fn frame_request(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], auth: &[u8], body: &[u8]) {
+    write_request_line(out, method, path, host);
     out.extend_from_slice(b"\r\nContent-Type: application/json\r\nAccept: application/json\r\n");
     if !body.is_empty() || method != Method::Get {
         out.extend_from_slice(b"Content-Length: ");

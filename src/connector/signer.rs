@@ -174,12 +174,7 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
 /// `KALSHI-ACCESS-KEY`, and `KALSHI-ACCESS-TIMESTAMP: ` up to the value, where a stocked
 /// signature's [`SignedHeaders::auth_lines`] go.
 pub fn write_head_to_timestamp(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], key_id: &[u8]) {
-    out.clear();
-    out.extend_from_slice(method.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(path);
-    out.extend_from_slice(b" HTTP/1.1\r\nHost: ");
-    out.extend_from_slice(host);
+    super::http::write_request_line(out, method, path, host);
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(HEADER_KEY);
     out.extend_from_slice(b": ");
@@ -1193,10 +1188,7 @@ mod tests {
 
     #[test]
     fn stock_requests_frame_exactly_like_the_general_path() {
-        let k = key(KeyKind::Ed25519);
-        let (clock, _) = WallClock::manual(T0);
-        let mut p = Presigner::spawn_with_clock(Signer::from_pem(&k.private_pem).unwrap(), &k.key_id, quiet([4, 4, 4, 4]), clock).unwrap();
-        wait_for("stock", || FixedPath::ALL.iter().all(|f| p.stock(*f) == 4));
+        let (k, mut p) = stocked_ed25519(4);
         let mut req = RestRequest::new();
         let (mut fast, mut slow) = (Vec::new(), Vec::new());
         for host in [&b"a.example:443"[..], b"b.example", b"a.example:443"] {
@@ -1229,10 +1221,7 @@ mod tests {
     fn rehearsals_write_what_the_real_write_sends_and_take_nothing() {
         use crate::connector::codec::{encode_batch_cancel, encode_command, Interner, SelfTradePrevention};
         use crate::event::{ClientRef, CommandBody, Price, Qty, Side, TimeInForce};
-        let k = key(KeyKind::Ed25519);
-        let (clock, _) = WallClock::manual(T0);
-        let mut p = Presigner::spawn_with_clock(Signer::from_pem(&k.private_pem).unwrap(), &k.key_id, quiet([3, 3, 3, 3]), clock).unwrap();
-        wait_for("stock", || FixedPath::ALL.iter().all(|f| p.stock(*f) == 3));
+        let (k, mut p) = stocked_ed25519(3);
         let host = b"api.example:443";
         let order = OrderSpec {
             ticker: b"KXHIGHNY-26JUN24-T82",
@@ -1347,6 +1336,15 @@ mod tests {
             poll_ms: 3_600_000,
             ..PresignConfig::default()
         }
+    }
+
+    /// An Ed25519 presigner at `T0` whose every fixed path holds `depth` signatures.
+    fn stocked_ed25519(depth: usize) -> (&'static AccountKey, Presigner) {
+        let k = key(KeyKind::Ed25519);
+        let (clock, _) = WallClock::manual(T0);
+        let p = Presigner::spawn_with_clock(Signer::from_pem(&k.private_pem).unwrap(), &k.key_id, quiet([depth; 4]), clock).unwrap();
+        wait_for("stock", || FixedPath::ALL.iter().all(|f| p.stock(*f) == depth));
+        (k, p)
     }
 
     fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
