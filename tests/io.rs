@@ -314,6 +314,45 @@ fn place_rests_cancel_removes_and_batches_coalesce() {
 }
 
 #[test]
+fn a_batch_bigger_than_the_write_bucket_sends_what_fits_and_refuses_the_rest() {
+    // The Basic tier's write bucket (90 tokens at kmm's 90% use, 18 kept for cancels) holds
+    // seven creates: eight quotes decided at once used to be refused whole, on every retry,
+    // so a session could start and never place an order.
+    let preload: Vec<Command> = (1..=8).map(|c| place(0, c, Side::Bid, 1000 + c as u32 * 100)).collect();
+    let mut h = start_with(PollMode::Yield, &preload, |s| s.venue.tier = Tier::Basic);
+    let mut resting = Vec::new();
+    let mut refused = Vec::new();
+    for c in 1..=8 {
+        // The refusal comes first, before the acks of the orders sent: look back too.
+        let answer = h.seen_or_wait(
+            "an answer",
+            |e| matches!(e.body, EventBody::OrderAck { client, .. } | EventBody::OrderReject { client, .. } if client == ClientRef(c)),
+        );
+        match answer.body {
+            EventBody::OrderAck { order, status, .. } => {
+                assert_eq!(status, OrderStatus::Resting, "client {c}");
+                resting.push(order);
+            }
+            EventBody::OrderReject { reason, http_status, .. } => {
+                assert_eq!(
+                    (reason, http_status),
+                    (kmm::event::RejectReason::RateLimited, 0),
+                    "client {c}: refused here, not by the exchange"
+                );
+                refused.push(c);
+            }
+            other => panic!("client {c}: {other:?}"),
+        }
+    }
+    assert_eq!((resting.len(), refused.len()), (7, 1), "refused: {refused:?}");
+    assert_eq!(refused, [8], "the head of the batch goes out, the tail waits");
+    let report = h.shutdown();
+    assert_eq!(report.counters.batched_creates, 1, "{report:?}");
+    assert_eq!(report.counters.paced, 1, "{report:?}");
+    assert_eq!(report.resting_after_shutdown, 0);
+}
+
+#[test]
 fn seq_gap_goes_stale_then_fresh_snapshot() {
     let mut h = start(PollMode::Yield, &[]);
     h.connected();

@@ -257,6 +257,13 @@ struct InFlight {
     items: [Item; MAX_BATCH],
 }
 
+/// The two requests that gather commands before they go out.
+#[derive(Clone, Copy)]
+enum Batch {
+    Creates,
+    Cancels,
+}
+
 /// A command waiting in a batch, with the stamps for its latency record.
 #[derive(Clone, Copy)]
 struct Pending {
@@ -991,6 +998,31 @@ impl Io {
         }
     }
 
+    /// Takes the pacer's tokens for the longest head of a waiting batch that fits now and
+    /// refuses the rest (the strategy re-sends them on a later reconcile). A batch is never
+    /// refused whole for being big: eight creates at once cost more than the write bucket
+    /// holds beside its cancel reserve, and waiting for them all to fit would wait for ever.
+    fn pace_batch(&mut self, kind: ReqKind, which: Batch) -> usize {
+        let wanted = match which {
+            Batch::Creates => self.creates.len(),
+            Batch::Cancels => self.cancels.len(),
+        };
+        let n = self.pacer.acquire_up_to(kind.pacing(), wanted, wall_ms());
+        for i in n..wanted {
+            let item = match which {
+                Batch::Creates => self.creates[i].item,
+                Batch::Cancels => self.cancels[i].item,
+            };
+            self.reject_local(item, RejectReason::RateLimited);
+        }
+        match which {
+            Batch::Creates => self.creates.truncate(n),
+            Batch::Cancels => self.cancels.truncate(n),
+        }
+        self.out.counters.paced += (wanted - n) as u64;
+        n
+    }
+
     /// Drains every pending command: batches creates and cancels, sends the rest at once.
     fn drain_commands(&mut self, commands: &mut rtrb::Consumer<Command>) -> bool {
         let mut any = false;
@@ -1150,10 +1182,12 @@ impl Io {
     }
 
     fn flush_creates(&mut self) {
-        let n = self.creates.len();
+        let n = self.pace_batch(ReqKind::BatchCreate, Batch::Creates);
+        if n == 0 {
+            return;
+        }
         let kind = if n == 1 { ReqKind::Create } else { ReqKind::BatchCreate };
-        let slot = if self.pace(kind, n) { self.alloc_slot(kind) } else { None };
-        let Some(slot) = slot else {
+        let Some(slot) = self.alloc_slot(kind) else {
             for i in 0..n {
                 let item = self.creates[i].item;
                 self.reject_local(item, RejectReason::RateLimited);
@@ -1220,13 +1254,11 @@ impl Io {
     }
 
     fn flush_cancels(&mut self) {
-        let n = self.cancels.len();
-        let slot = if self.pace(ReqKind::BatchCancel, n) {
-            self.alloc_slot(ReqKind::BatchCancel)
-        } else {
-            None
-        };
-        let Some(slot) = slot else {
+        let n = self.pace_batch(ReqKind::BatchCancel, Batch::Cancels);
+        if n == 0 {
+            return;
+        }
+        let Some(slot) = self.alloc_slot(ReqKind::BatchCancel) else {
             for i in 0..n {
                 let item = self.cancels[i].item;
                 self.reject_local(item, RejectReason::RateLimited);

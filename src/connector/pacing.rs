@@ -259,6 +259,22 @@ impl Bucket {
         }
     }
 
+    /// Takes `unit` tokens for as many orders as fit now, up to `n_orders`; returns how many.
+    fn take_up_to(&mut self, unit: u32, n_orders: usize, reserve_pct: u32, now_ms: u64, cfg: &PacerConfig) -> usize {
+        if self.unlimited {
+            return n_orders;
+        }
+        if now_ms < self.paused_until_ms || unit == 0 {
+            return 0;
+        }
+        self.refill(now_ms, cfg);
+        let spare = self.level - self.cap() * i64::from(reserve_pct) / 100;
+        let per_order = i64::from(unit) * 1000;
+        let fit = usize::try_from(spare.max(0) / per_order).unwrap_or(usize::MAX).min(n_orders);
+        self.level -= per_order * fit as i64;
+        fit
+    }
+
     /// Milliseconds until `tokens` would fit (0: now; `u64::MAX`: never, it exceeds capacity).
     fn ready_in(&mut self, tokens: u32, reserve_pct: u32, now_ms: u64, cfg: &PacerConfig) -> u64 {
         if self.unlimited {
@@ -343,6 +359,26 @@ impl Pacer {
             self.stats.refused += 1;
         }
         ok
+    }
+
+    /// Takes the tokens for the longest head of a batch of `kind` that fits now, and returns
+    /// its length (0: none fits; for a kind that is not a batch, 0 or 1). The caller sends that
+    /// many orders and refuses the rest: a batch that can never fit whole (more orders than the
+    /// bucket holds beside its reserve) still sends what it can instead of being refused for
+    /// ever.
+    pub fn acquire_up_to(&mut self, kind: RequestKind, n_orders: usize, now_ms: u64) -> usize {
+        let cfg = self.cfg;
+        let batch = matches!(kind, RequestKind::BatchCreate | RequestKind::BatchCancel);
+        let n = if batch { n_orders } else { n_orders.min(1) };
+        let granted = self
+            .bucket(kind.bucket())
+            .take_up_to(kind.cost(1), n, kind.reserve_pct(), now_ms, &cfg);
+        if granted > 0 {
+            self.stats.granted += 1;
+        } else {
+            self.stats.refused += 1;
+        }
+        granted
     }
 
     /// How long until such a request would be granted; `u64::MAX` if it never fits (a batch
@@ -475,6 +511,36 @@ mod tests {
         assert_eq!(RequestKind::of(Method::Get, b"/trade-api/v2/markets?limit=5"), RequestKind::Read);
         assert_eq!(RequestKind::of_command(&CommandBody::CancelAll), Some(RequestKind::CancelAll));
         assert_eq!(RequestKind::of_command(&CommandBody::Resync { market: 0 }), None);
+    }
+
+    #[test]
+    fn a_batch_too_big_to_ever_fit_sends_its_head() {
+        // Basic tier at the default 90% use: 90 write tokens, 18 kept for cancels. Eight
+        // creates (80 tokens) never fit whole; all-or-nothing refused them on every retry.
+        let mut p = Pacer::for_tier(Tier::Basic, PacerConfig::default(), 1000);
+        assert_eq!(p.ready_in_ms(RequestKind::BatchCreate, 8, 1000), u64::MAX);
+        assert!(!p.clone().try_acquire(RequestKind::BatchCreate, 8, 1000));
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCreate, 8, 1000), 7);
+        // What is left (20 tokens) is the cancel reserve: no create, but cancels go out.
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCreate, 8, 1000), 0);
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCancel, 20, 1000), 10);
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCancel, 1, 1000), 0);
+        // Refilled at 90 tokens/s: 100 ms later, 9 tokens, all inside the reserve; 500 ms
+        // after the start, 45 tokens: two creates beside the 18 kept.
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCreate, 8, 1100), 0);
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCreate, 8, 1500), 2);
+        let s = p.stats();
+        assert_eq!((s.granted, s.refused), (3, 3));
+    }
+
+    #[test]
+    fn acquire_up_to_grants_single_requests_whole_and_honours_pauses() {
+        let mut p = basic(1000);
+        assert_eq!(p.acquire_up_to(RequestKind::Amend, 5, 1000), 1, "not a batch: one request");
+        p.on_rate_limited(RequestKind::Amend, Some(500), 1000);
+        assert_eq!(p.acquire_up_to(RequestKind::BatchCancel, 3, 1200), 0, "paused");
+        let mut u = Pacer::for_tier(Tier::Unlimited, PacerConfig::default(), 0);
+        assert_eq!(u.acquire_up_to(RequestKind::BatchCreate, 20, 0), 20);
     }
 
     #[test]
