@@ -97,6 +97,9 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let plan = runtime::plan_threads(cores, cfg.poll, cfg.pin_io, cfg.pin_strategy, cfg.pin_others.as_deref(), cfg.no_pin)
         .map_err(anyhow::Error::msg)?;
+    // Before the exchange, the rings and the threads exist, so all they map is locked as well.
+    // A yielding or parked engine shares its cores anyway: page faults are not what it waits on.
+    let memory = (cfg.lock_memory && plan.mode == crate::poll::PollMode::Spin).then(runtime::lock_memory);
     // Before any thread exists, so the exchange's runtime, the log thread and everything they
     // spawn inherit it; the hot threads pin themselves.
     let confined = runtime::confine_current(&plan.other_cores);
@@ -186,7 +189,11 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     }
 
     // --- threads
-    let banner = describe_plan(&plan, cores, confined);
+    let banner = match &memory {
+        Some(Ok(())) => format!("{}, memory locked", describe_plan(&plan, cores, confined)),
+        Some(Err(why)) => format!("{}, {why}", describe_plan(&plan, cores, confined)),
+        None => describe_plan(&plan, cores, confined),
+    };
     eprintln!(
         "kmm: {} venue {} | {} markets: {} | {} | for {}",
         cfg.venue.name(),
@@ -248,6 +255,7 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     let mut hdr = IntervalLog::new(std::io::BufWriter::new(hdr_file))?;
     let mut total = StageHistograms::new();
     let mut window = StageHistograms::new();
+    let mut recent = StageHistograms::new();
     let started = Instant::now();
     let mut interval_start = Instant::now();
     let deadline = cfg.run_for().map(|d| started + d);
@@ -273,7 +281,10 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
         }
         if last_status.elapsed() >= Duration::from_secs(1) {
             last_status = Instant::now();
-            let mut recent = total.clone();
+            // Refilled in place: a fresh clone of the histograms every second would map and
+            // unmap a megabyte, and each unmap interrupts the hot cores to flush their TLBs.
+            recent.reset();
+            recent.add(&total);
             recent.add(&window);
             let line = status_line(&status, &recent, started.elapsed());
             if tty {

@@ -105,6 +105,8 @@ pub struct Config {
     /// from the hot threads' pins (see `runtime::plan_threads`).
     pub pin_others: Option<Vec<usize>>,
     pub no_pin: bool,
+    /// Lock the process's memory in spin mode (`mlockall`), so no hot-path access page-faults.
+    pub lock_memory: bool,
     pub modules: Modules,
     pub stoikov: StoikovParams,
     pub quote_size: Qty,
@@ -169,6 +171,7 @@ struct RunSection {
     pin_strategy: Option<usize>,
     pin_others: Option<Vec<usize>>,
     no_pin: Option<bool>,
+    lock_memory: Option<bool>,
 }
 
 #[derive(Deserialize, Default, Debug)]
@@ -313,6 +316,12 @@ pub struct RunArgs {
     /// Never pin threads.
     #[arg(long)]
     pub no_pin: bool,
+    /// Lock and pre-fault the process's memory in spin mode (default on).
+    #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_lock_memory")]
+    pub lock_memory: bool,
+    /// Leave memory unlocked in spin mode.
+    #[arg(long, action = ArgAction::SetTrue, overrides_with = "lock_memory")]
+    pub no_lock_memory: bool,
     #[command(flatten)]
     pub modules: ModuleFlags,
     /// Risk aversion gamma, per dollar per contract.
@@ -419,6 +428,7 @@ impl Default for Config {
             pin_strategy: None,
             pin_others: None,
             no_pin: false,
+            lock_memory: true,
             modules: Modules {
                 stoikov: true,
                 vol_estimator: true,
@@ -513,6 +523,9 @@ impl Config {
         }
         if let Some(b) = r.no_pin {
             self.no_pin = b;
+        }
+        if let Some(b) = r.lock_memory {
+            self.lock_memory = b;
         }
         let m = file.modules;
         set_bool(&mut self.modules.stoikov, m.stoikov);
@@ -619,6 +632,9 @@ impl Config {
             self.pin_others = a.pin_others.clone();
         }
         self.no_pin |= a.no_pin;
+        if let Some(b) = switch(a.lock_memory, a.no_lock_memory) {
+            self.lock_memory = b;
+        }
         let f = &a.modules;
         set_bool(&mut self.modules.stoikov, switch(f.stoikov, f.no_stoikov));
         set_bool(&mut self.modules.vol_estimator, switch(f.vol_estimator, f.no_vol_estimator));
@@ -846,6 +862,20 @@ mod tests {
         cfg.apply_flags(&args(&["--pin-others", "0,2"])).unwrap();
         assert_eq!(cfg.pin_others, Some(vec![0, 2]));
         assert!(RunArgs::try_parse_from(["kmm", "--pin-others", "x"]).is_err());
+    }
+
+    #[test]
+    fn memory_locking_is_on_by_default_and_switches_from_the_file_or_flags() {
+        let mut cfg = Config::default();
+        assert!(cfg.lock_memory);
+        cfg.apply_file("[run]\nlock_memory = false\n").unwrap();
+        assert!(!cfg.lock_memory);
+        cfg.apply_flags(&args(&["--gamma", "0.1"])).unwrap();
+        assert!(!cfg.lock_memory, "no flag leaves the file's choice");
+        cfg.apply_flags(&args(&["--no-lock-memory", "--lock-memory"])).unwrap();
+        assert!(cfg.lock_memory, "the last flag wins");
+        cfg.apply_flags(&args(&["--no-lock-memory"])).unwrap();
+        assert!(!cfg.lock_memory);
     }
 
     #[test]
