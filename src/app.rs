@@ -189,11 +189,12 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     }
 
     // --- threads
-    let banner = match &memory {
-        Some(Ok(())) => format!("{}, memory locked", describe_plan(&plan, cores, confined)),
-        Some(Err(why)) => format!("{}, {why}", describe_plan(&plan, cores, confined)),
-        None => describe_plan(&plan, cores, confined),
-    };
+    let mut banner = describe_plan(&plan, cores, confined);
+    match &memory {
+        Some(Ok(())) => banner.push_str(", memory locked"),
+        Some(Err(why)) => banner = format!("{banner}, {why}"),
+        None => {}
+    }
     eprintln!(
         "kmm: {} venue {} | {} markets: {} | {} | for {}",
         cfg.venue.name(),

@@ -257,13 +257,6 @@ struct InFlight {
     items: [Item; MAX_BATCH],
 }
 
-/// The two requests that gather commands before they go out.
-#[derive(Clone, Copy)]
-enum Batch {
-    Creates,
-    Cancels,
-}
-
 /// A command waiting in a batch, with the stamps for its latency record.
 #[derive(Clone, Copy)]
 struct Pending {
@@ -413,6 +406,24 @@ impl Out {
             _ => {}
         }
         self.push(ev);
+    }
+
+    /// Answers a command here, without the exchange: `OrderReject` with no HTTP status.
+    fn reject(&mut self, item: Item, reason: RejectReason) {
+        self.counters.rejects += 1;
+        self.push(Event {
+            stamp: Stamp {
+                read_tsc: tsc(),
+                decoded_tsc: tsc(),
+                ..Stamp::default()
+            },
+            body: EventBody::OrderReject {
+                market: item.market,
+                client: item.client,
+                reason,
+                http_status: 0,
+            },
+        });
     }
 
     fn record_command(&mut self, p: &Pending, write_tsc: u64) {
@@ -961,20 +972,7 @@ impl Io {
 
     /// Rejects a command locally (pacing, no slot, shutting down).
     fn reject_local(&mut self, item: Item, reason: RejectReason) {
-        self.out.counters.rejects += 1;
-        self.out.push(Event {
-            stamp: Stamp {
-                read_tsc: tsc(),
-                decoded_tsc: tsc(),
-                ..Stamp::default()
-            },
-            body: EventBody::OrderReject {
-                market: item.market,
-                client: item.client,
-                reason,
-                http_status: 0,
-            },
-        });
+        self.out.reject(item, reason);
     }
 
     /// Sends `self.req` for the in-flight slot, paced. Returns the write TSC (0: queued).
@@ -1002,24 +1000,21 @@ impl Io {
     /// refuses the rest (the strategy re-sends them on a later reconcile). A batch is never
     /// refused whole for being big: eight creates at once cost more than the write bucket
     /// holds beside its cancel reserve, and waiting for them all to fit would wait for ever.
-    fn pace_batch(&mut self, kind: ReqKind, which: Batch) -> usize {
-        let wanted = match which {
-            Batch::Creates => self.creates.len(),
-            Batch::Cancels => self.cancels.len(),
-        };
-        let n = self.pacer.acquire_up_to(kind.pacing(), wanted, wall_ms());
-        for i in n..wanted {
-            let item = match which {
-                Batch::Creates => self.creates[i].item,
-                Batch::Cancels => self.cancels[i].item,
-            };
-            self.reject_local(item, RejectReason::RateLimited);
+    /// `kind` names the batch: `BatchCreate` the creates, `BatchCancel` the cancels.
+    fn pace_batch(&mut self, kind: ReqKind) -> usize {
+        let Io {
+            pacer,
+            out,
+            creates,
+            cancels,
+            ..
+        } = self;
+        let batch = if kind == ReqKind::BatchCreate { creates } else { cancels };
+        let n = pacer.acquire_up_to(kind.pacing(), batch.len(), wall_ms());
+        for p in batch.drain(n..) {
+            out.counters.paced += 1;
+            out.reject(p.item, RejectReason::RateLimited);
         }
-        match which {
-            Batch::Creates => self.creates.truncate(n),
-            Batch::Cancels => self.cancels.truncate(n),
-        }
-        self.out.counters.paced += (wanted - n) as u64;
         n
     }
 
@@ -1182,7 +1177,7 @@ impl Io {
     }
 
     fn flush_creates(&mut self) {
-        let n = self.pace_batch(ReqKind::BatchCreate, Batch::Creates);
+        let n = self.pace_batch(ReqKind::BatchCreate);
         if n == 0 {
             return;
         }
@@ -1254,7 +1249,7 @@ impl Io {
     }
 
     fn flush_cancels(&mut self) {
-        let n = self.pace_batch(ReqKind::BatchCancel, Batch::Cancels);
+        let n = self.pace_batch(ReqKind::BatchCancel);
         if n == 0 {
             return;
         }

@@ -117,12 +117,7 @@ impl SignedHeaders {
     /// Appends the three auth header lines, each ending in CRLF.
     #[inline]
     pub fn write_headers(&self, key_id: &[u8], out: &mut Vec<u8>) {
-        out.extend_from_slice(HEADER_KEY);
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(key_id);
-        out.extend_from_slice(b"\r\n");
-        out.extend_from_slice(HEADER_TIMESTAMP);
-        out.extend_from_slice(b": ");
+        write_key_line_and_timestamp_name(out, key_id);
         out.extend_from_slice(self.timestamp());
         out.extend_from_slice(b"\r\n");
         out.extend_from_slice(HEADER_SIGNATURE);
@@ -176,6 +171,12 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
 pub fn write_head_to_timestamp(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], key_id: &[u8]) {
     super::http::write_request_line(out, method, path, host);
     out.extend_from_slice(b"\r\n");
+    write_key_line_and_timestamp_name(out, key_id);
+}
+
+/// `KALSHI-ACCESS-KEY: <key_id>` and its CRLF, then `KALSHI-ACCESS-TIMESTAMP: ` up to the value.
+#[inline]
+fn write_key_line_and_timestamp_name(out: &mut Vec<u8>, key_id: &[u8]) {
     out.extend_from_slice(HEADER_KEY);
     out.extend_from_slice(b": ");
     out.extend_from_slice(key_id);
