@@ -15,7 +15,7 @@ use crate::event::{CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, P
 use crate::execution::{ClientIds, Desired, ExecParams, Orders};
 use crate::ladder::MarketLadder;
 use crate::logger::LogBody;
-use crate::orderbook::{Apply, Books, Integrity};
+use crate::orderbook::{Apply, Book, Books, Integrity};
 use crate::risk::{KillReason, Risk, RiskLimits};
 use crate::stoikov::{self, IntensityEstimator, QuoteInput, RiskTable, StoikovParams, VolEstimator};
 
@@ -474,18 +474,14 @@ impl Strategy {
     fn on_top_change(&mut self, market: MarketIdx, now_ms: u64) {
         let book = &self.books[market];
         let m = &mut self.markets[usize::from(market)];
-        let (Some(bid), Some(ask)) = (book.best_tick(Side::Bid), book.best_tick(Side::Ask)) else {
+        let Some((mid, logit_mid)) = top_mid(book) else {
             m.mid = None;
             return;
         };
-        let ladder = book.ladder();
-        let mid = Price((ladder.price(bid).0 + ladder.price(ask).0) / 2);
         if m.mid != Some(mid) {
             m.mid = Some(mid);
             if self.cfg.modules.vol_estimator {
-                // The logit of the mid, between the two ticks' table values.
-                let x = (ladder.logit(bid).0 + ladder.logit(ask).0) / crate::ladder::Fx::from_num(2);
-                m.vol.observe(x, now_ms);
+                m.vol.observe(logit_mid, now_ms);
             }
         }
     }
@@ -579,6 +575,13 @@ impl Strategy {
             return 0;
         }
         let Some(fair) = m.mid else { return 0 };
+        // A mid change's volatility update, on a copy a second later (a real one is a few
+        // times a second per market, so its code and the logit table go cold in between).
+        if let Some((_, logit_mid)) = top_mid(book) {
+            let mut vol = m.vol;
+            vol.observe(logit_mid, now_ms + 1_000);
+            std::hint::black_box(vol);
+        }
         let input = QuoteInput {
             fair,
             position: m.account.position,
@@ -611,6 +614,17 @@ impl Strategy {
         self.orders.cancel_all(None, &mut |cmd| out.push(cmd));
         self.kill_handled = true;
     }
+}
+
+/// The mid price between the best bid and the best ask, and its logit (between the two ticks'
+/// table values).
+#[inline]
+fn top_mid(book: &Book) -> Option<(Price, crate::ladder::Fx)> {
+    let (bid, ask) = (book.best_tick(Side::Bid)?, book.best_tick(Side::Ask)?);
+    let ladder = book.ladder();
+    let mid = Price((ladder.price(bid).0 + ladder.price(ask).0) / 2);
+    let logit_mid = (ladder.logit(bid).0 + ladder.logit(ask).0) / crate::ladder::Fx::from_num(2);
+    Some((mid, logit_mid))
 }
 
 fn seconds_to(close_ts_ms: u64, now_ms: u64) -> f64 {

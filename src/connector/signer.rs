@@ -642,7 +642,13 @@ impl Presigner {
 
     /// [`take`](Self::take) with the wall time given (Unix ms).
     pub fn take_at(&mut self, method: Method, path: &[u8], now_ms: u64) -> SignedHeaders {
-        match classify(method, path) {
+        self.take_classified(classify(method, path), method, path, now_ms)
+    }
+
+    /// [`take_at`](Self::take_at) for a path already classified: an order path's id is
+    /// parsed and checked once per request, not once per step.
+    fn take_classified(&mut self, key: Option<StockKey>, method: Method, path: &[u8], now_ms: u64) -> SignedHeaders {
+        match key {
             Some(StockKey::Fixed(f)) => {
                 if let Some(h) = self.pop_fixed(f, now_ms) {
                     self.stats.hits += 1;
@@ -685,7 +691,8 @@ impl Presigner {
     /// is written straight from its ring slot, never copied out.
     #[inline]
     pub fn write_request_at(&mut self, out: &mut Vec<u8>, req: &RestRequest, host: &[u8], now_ms: u64) -> Stamped {
-        if let Some(StockKey::Fixed(f)) = classify(req.method, &req.path) {
+        let key = classify(req.method, &req.path);
+        if let Some(StockKey::Fixed(f)) = key {
             if self.fresh_front(f, now_ms) {
                 if host != &self.prefix_host[..] {
                     // Once per host: the constant head of each fixed-path request.
@@ -705,7 +712,7 @@ impl Presigner {
             }
         }
         let hits = self.stats.hits;
-        let h = self.take_at(req.method, &req.path, now_ms);
+        let h = self.take_classified(key, req.method, &req.path, now_ms);
         write_http_request(out, req, host, &self.key_id, &h);
         Stamped {
             ts_ms: h.ts_ms,
