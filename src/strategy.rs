@@ -13,11 +13,11 @@
 use crate::config::{Config, Modules};
 use crate::event::{CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty, Side};
 use crate::execution::{ClientIds, Desired, ExecParams, Orders};
-use crate::ladder::MarketLadder;
+use crate::ladder::{Fx, MarketLadder, Tick};
 use crate::logger::LogBody;
 use crate::orderbook::{Apply, Book, Books, Integrity};
 use crate::risk::{KillReason, Risk, RiskLimits};
-use crate::stoikov::{self, IntensityEstimator, QuoteInput, RiskTable, StoikovParams, VolEstimator};
+use crate::stoikov::{self, IntensityEstimator, Quote, QuoteInput, RiskTable, StoikovParams, VolEstimator};
 
 /// What the strategy knows about a market before the first event.
 #[derive(Clone, Debug)]
@@ -474,14 +474,14 @@ impl Strategy {
     fn on_top_change(&mut self, market: MarketIdx, now_ms: u64) {
         let book = &self.books[market];
         let m = &mut self.markets[usize::from(market)];
-        let Some((mid, logit_mid)) = top_mid(book) else {
+        let Some((bid, ask, mid)) = top(book) else {
             m.mid = None;
             return;
         };
         if m.mid != Some(mid) {
             m.mid = Some(mid);
             if self.cfg.modules.vol_estimator {
-                m.vol.observe(logit_mid, now_ms);
+                m.vol.observe(logit_mid(book.ladder(), bid, ask), now_ms);
             }
         }
     }
@@ -518,12 +518,7 @@ impl Strategy {
                     m.quote = stoikov::quote(book.ladder().ticks(), &m.table, &self.cfg.stoikov, &input);
                     m.quoted_from = from;
                 }
-                let q = m.quote;
-                // A side the model pushes outside the risk band is pulled, not left resting
-                // at its old price behind a refused amend.
-                let in_band = |p: &Price| self.risk.within_band(*p, fair, book.ladder());
-                desired.bid = q.bid.filter(in_band).map(|p| (p, self.cfg.quote_size));
-                desired.ask = q.ask.filter(in_band).map(|p| (p, self.cfg.quote_size));
+                desired = in_band(&self.risk, &m.quote, fair, book.ladder(), self.cfg.quote_size);
             }
         }
         let exposure = self.orders.exposure(market);
@@ -577,9 +572,9 @@ impl Strategy {
         let Some(fair) = m.mid else { return 0 };
         // A mid change's volatility update, on a copy a second later (a real one is a few
         // times a second per market, so its code and the logit table go cold in between).
-        if let Some((_, logit_mid)) = top_mid(book) {
+        if let Some((bid, ask, _)) = top(book) {
             let mut vol = m.vol;
-            vol.observe(logit_mid, now_ms + 1_000);
+            vol.observe(logit_mid(book.ladder(), bid, ask), now_ms + 1_000);
             std::hint::black_box(vol);
         }
         let input = QuoteInput {
@@ -589,11 +584,7 @@ impl Strategy {
             best_ask: book.best_ask(),
         };
         let q = stoikov::quote(book.ladder().ticks(), &m.table, &self.cfg.stoikov, &input);
-        let in_band = |p: &Price| self.risk.within_band(*p, fair, book.ladder());
-        let desired = Desired {
-            bid: q.bid.filter(in_band).map(|p| (p, self.cfg.quote_size)),
-            ask: q.ask.filter(in_band).map(|p| (p, self.cfg.quote_size)),
-        };
+        let desired = in_band(&self.risk, &q, fair, book.ladder(), self.cfg.quote_size);
         let exposure = self.orders.exposure(market);
         let position = m.account.position;
         let desired = self.risk.clamp(desired, position, exposure);
@@ -616,15 +607,30 @@ impl Strategy {
     }
 }
 
-/// The mid price between the best bid and the best ask, and its logit (between the two ticks'
-/// table values).
+/// The best bid and best ask ticks, and the mid price between them.
 #[inline]
-fn top_mid(book: &Book) -> Option<(Price, crate::ladder::Fx)> {
+fn top(book: &Book) -> Option<(Tick, Tick, Price)> {
     let (bid, ask) = (book.best_tick(Side::Bid)?, book.best_tick(Side::Ask)?);
     let ladder = book.ladder();
-    let mid = Price((ladder.price(bid).0 + ladder.price(ask).0) / 2);
-    let logit_mid = (ladder.logit(bid).0 + ladder.logit(ask).0) / crate::ladder::Fx::from_num(2);
-    Some((mid, logit_mid))
+    Some((bid, ask, Price((ladder.price(bid).0 + ladder.price(ask).0) / 2)))
+}
+
+/// The logit of the mid, between the two ticks' table values. Only a mid change needs it: the
+/// table look-ups and the fixed-point division stay off the other top changes.
+#[inline]
+fn logit_mid(ladder: &MarketLadder, bid: Tick, ask: Tick) -> Fx {
+    (ladder.logit(bid).0 + ladder.logit(ask).0) / Fx::from_num(2)
+}
+
+/// The model's quote as sizes to rest, each side kept only inside the risk band: a side the
+/// model pushes outside it is pulled, not left resting at its old price behind a refused amend.
+#[inline]
+fn in_band(risk: &Risk, q: &Quote, fair: Price, ladder: &MarketLadder, size: Qty) -> Desired {
+    let inside = |p: &Price| risk.within_band(*p, fair, ladder);
+    Desired {
+        bid: q.bid.filter(inside).map(|p| (p, size)),
+        ask: q.ask.filter(inside).map(|p| (p, size)),
+    }
 }
 
 fn seconds_to(close_ts_ms: u64, now_ms: u64) -> f64 {

@@ -26,9 +26,6 @@ pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
     super::codec::push_u64(out, v);
 }
 
-/// Frames one request. `auth` is the prepared header block (each line ending in CRLF; empty for
-/// an unauthenticated request). A body is always sent with Content-Length (DELETE too: Kalshi's
-/// batch cancel carries one).
 /// Clears `out` and writes `METHOD path HTTP/1.1`, CRLF, `Host: host` (no CRLF after it).
 #[inline]
 pub fn write_request_line(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8]) {
@@ -40,6 +37,9 @@ pub fn write_request_line(out: &mut Vec<u8>, method: Method, path: &[u8], host: 
     out.extend_from_slice(host);
 }
 
+/// Frames one request. `auth` is the prepared header block (each line ending in CRLF; empty for
+/// an unauthenticated request). A body is always sent with Content-Length (DELETE too: Kalshi's
+/// batch cancel carries one).
 #[inline]
 pub fn frame_request(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], auth: &[u8], body: &[u8]) {
     write_request_line(out, method, path, host);

@@ -408,7 +408,8 @@ impl Out {
         self.push(ev);
     }
 
-    /// Answers a command here, without the exchange: `OrderReject` with no HTTP status.
+    /// Answers a command here, without the exchange (pacing, no slot, shutting down):
+    /// `OrderReject` with no HTTP status.
     fn reject(&mut self, item: Item, reason: RejectReason) {
         self.counters.rejects += 1;
         self.push(Event {
@@ -970,11 +971,6 @@ impl Io {
         Some(slot)
     }
 
-    /// Rejects a command locally (pacing, no slot, shutting down).
-    fn reject_local(&mut self, item: Item, reason: RejectReason) {
-        self.out.reject(item, reason);
-    }
-
     /// Sends `self.req` for the in-flight slot, paced. Returns the write TSC (0: queued).
     fn send_request(&mut self, slot: usize) -> u64 {
         self.out.counters.requests += 1;
@@ -1053,7 +1049,7 @@ impl Io {
                         order: OrderId(0),
                     };
                     if self.shutting_down {
-                        self.reject_local(p.item, RejectReason::Other);
+                        self.out.reject(p.item, RejectReason::Other);
                         continue;
                     }
                     p.side = side;
@@ -1150,23 +1146,23 @@ impl Io {
     fn reject_awaiting(&mut self) {
         for i in 0..self.awaiting.len() {
             let item = self.awaiting[i].pending.item;
-            self.reject_local(item, RejectReason::Other);
+            self.out.reject(item, RejectReason::Other);
         }
         self.awaiting.clear();
     }
 
     fn send_single(&mut self, kind: ReqKind, p: Pending, body: &CommandBody) {
         if !self.pace(kind, 1) {
-            self.reject_local(p.item, RejectReason::RateLimited);
+            self.out.reject(p.item, RejectReason::RateLimited);
             return;
         }
         let Some(slot) = self.alloc_slot(kind) else {
-            self.reject_local(p.item, RejectReason::RateLimited);
+            self.out.reject(p.item, RejectReason::RateLimited);
             return;
         };
         if encode_command(&mut self.req, self.decoder.interner(), body, self.setup_stp).is_err() {
             self.free_slot(slot);
-            self.reject_local(p.item, RejectReason::InvalidOrder);
+            self.out.reject(p.item, RejectReason::InvalidOrder);
             return;
         }
         let f = &mut self.inflight[slot];
@@ -1185,7 +1181,7 @@ impl Io {
         let Some(slot) = self.alloc_slot(kind) else {
             for i in 0..n {
                 let item = self.creates[i].item;
-                self.reject_local(item, RejectReason::RateLimited);
+                self.out.reject(item, RejectReason::RateLimited);
             }
             self.creates.clear();
             return;
@@ -1256,7 +1252,7 @@ impl Io {
         let Some(slot) = self.alloc_slot(ReqKind::BatchCancel) else {
             for i in 0..n {
                 let item = self.cancels[i].item;
-                self.reject_local(item, RejectReason::RateLimited);
+                self.out.reject(item, RejectReason::RateLimited);
             }
             self.cancels.clear();
             return;
@@ -1635,7 +1631,7 @@ pub fn run(
     // Commands that arrived during shutdown still get their answer.
     while let Ok(cmd) = commands.pop() {
         if let CommandBody::Place { market, client, .. } = cmd.body {
-            io.reject_local(
+            io.out.reject(
                 Item {
                     market,
                     client,

@@ -4,9 +4,9 @@
 //! whatever else runs on the core push the parse and encode code out of L1i and the branch
 //! predictors forget it. The first frame of a burst then costs several microseconds more than
 //! the next one, and a trade, fill or order update (a few a second at most) costs ten times its
-//! warm time (3.7-6.6 us against 0.3-0.6 us in the codec bench). While idle, the io thread runs the same code on a canned frame and a canned
-//! amend through scratch state, so nothing it does reaches the books, the wire or the real
-//! decoder's sequence tracking.
+//! warm time (3.7-6.6 us against 0.3-0.6 us in the codec bench). While idle, the io thread runs
+//! the same code on canned frames and a canned amend through scratch state, so nothing it does
+//! reaches the books, the wire or the real decoder's sequence tracking.
 
 use crate::connector::codec::{encode_command, CreateWire, Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention};
 use crate::connector::signer::{write_http_request, SignedHeaders};
