@@ -660,11 +660,7 @@ mod tests {
         feed.start(|ev| pending.push(ev.body));
         let (mut hits, mut checked) = (0u64, 0u64);
         for step in 0..30_000u32 {
-            let body = if pending.is_empty() {
-                feed.next_event().body
-            } else {
-                pending.remove(0)
-            };
+            let body = feed.answer_or_next(&mut pending);
             let now = feed.now_ms;
             let before: Vec<_> = s.markets.iter().map(|m| m.quoted_from).collect();
             let ev = Event {
@@ -709,11 +705,7 @@ mod tests {
         feed.start(|ev| pending.push(ev.body));
         let (mut would, mut sent) = (0usize, 0usize);
         for step in 0..20_000u32 {
-            let body = if pending.is_empty() {
-                feed.next_event().body
-            } else {
-                pending.remove(0)
-            };
+            let body = feed.answer_or_next(&mut pending);
             let now = feed.now_ms;
             // A minute on, in-flight requests are overdue and holds have lapsed: decisions
             // that would send something, which must still leave nothing behind.

@@ -177,6 +177,16 @@ impl SyntheticFeed {
         }
     }
 
+    /// The venue's oldest answer in `pending` if there is one, else the next market-data event:
+    /// a strategy fed this way sees its orders answered before the market moves on.
+    pub fn answer_or_next(&mut self, pending: &mut Vec<EventBody>) -> EventBody {
+        if pending.is_empty() {
+            self.next_event().body
+        } else {
+            pending.remove(0)
+        }
+    }
+
     /// The next market-data event. Time advances 5 ms per event.
     pub fn next_event(&mut self) -> Event {
         self.now_ms += 5;
