@@ -9,9 +9,9 @@
 //! asserted at the end.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kmm::connector::codec::{encode_create, CreateWire, Method, OrderSpec, RestRequest, SelfTradePrevention, ORDERS_PATH};
+use kmm::connector::codec::{encode_amend, encode_create, Method, OrderSpec, OrderWire, RestRequest, SelfTradePrevention, ORDERS_PATH};
 use kmm::connector::signer::{sign, write_http_request, FixedPath, PresignConfig, Presigner, WallClock};
-use kmm::event::{ClientRef, Price, Qty, Side, TimeInForce};
+use kmm::event::{ClientRef, OrderId, Price, Qty, Side, TimeInForce};
 use local_exchange::auth::{generate_account_key, KeyKind, Signer};
 use std::hint::black_box;
 use std::sync::OnceLock;
@@ -119,7 +119,7 @@ fn stock(c: &mut Criterion) {
     };
     // What the io thread does for a single create: stamp the order and its signature into the
     // market and side's wire image, and copy that into the connection's buffer.
-    let mut wire = CreateWire::new(HOST, p.key_id());
+    let mut wire = OrderWire::create(HOST, p.key_id());
     c.bench_function("sign/encode_create_and_stamp", |b| {
         b.iter_custom(|iters| {
             let took = with_stock(&mut p, iters, |p| {
@@ -184,12 +184,40 @@ fn stock(c: &mut Criterion) {
         })
     });
     // The wire image with the same RSA headers: the create path's floor for a 2048-bit key.
-    let mut wire = CreateWire::new(HOST, b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+    let mut wire = OrderWire::create(HOST, b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
     c.bench_function("sign/stamp_wire_rsa2048_headers", |b| {
         b.iter(|| {
             client += 1;
             spec.client = ClientRef(client);
             wire.write(&mut out, black_box(&spec), h.auth_lines());
+            black_box(out.len())
+        })
+    });
+    // An amend, most of the order flow once quotes rest, with the same headers: its wire (the
+    // order id patched in) against encoding it and framing it generically, for the ratio.
+    let mut amend_wire = OrderWire::amend(HOST, b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+    let order = OrderId(0x0b6e_2a9a_0a11_41c0_4f77_2a9a_1c02_1af4);
+    c.bench_function("sign/amend_wire_rsa2048_headers", |b| {
+        b.iter(|| {
+            client += 1;
+            spec.client = ClientRef(client);
+            amend_wire.write_amend(&mut out, black_box(order), black_box(&spec), h.auth_lines());
+            black_box(out.len())
+        })
+    });
+    c.bench_function("sign/amend_encode_then_frame_rsa2048_headers", |b| {
+        b.iter(|| {
+            client += 1;
+            encode_amend(
+                &mut req,
+                black_box(order),
+                TICKER.as_bytes(),
+                ClientRef(client),
+                spec.side,
+                spec.price,
+                spec.qty,
+            );
+            write_http_request(&mut out, black_box(&req), HOST, b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1", &h);
             black_box(out.len())
         })
     });

@@ -302,10 +302,10 @@ fn the_strategy_thread_allocates_nothing_per_event_over_the_real_rings() {
 #[test]
 fn the_io_warm_up_allocates_nothing_after_its_first_pass() {
     let mut w = kmm::connector::warm::Warmer::new(b"KXCALM-26JAN01-T50").unwrap();
-    w.run(b"127.0.0.1:443", b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+    w.run();
     let n = count_here(|| {
         for _ in 0..10_000 {
-            w.run_codec(b"127.0.0.1:443", b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+            w.run_codec();
         }
     });
     assert_eq!(n, 0, "allocations in 10,000 warm-up passes");

@@ -1034,7 +1034,7 @@ fn decoding_and_encoding_allocate_nothing_after_warm_up() {
     };
     // A create wire, over every template change it meets live: another side, market or
     // signature length rebuilds it in place, within the capacity it was made with.
-    let mut wire = CreateWire::new(b"api.elections.kalshi.com", b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+    let mut wire = OrderWire::create(b"api.elections.kalshi.com", b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
     let (short_auth, long_auth) = ([b'7'; 120], [b'9'; 380]);
     let other = OrderSpec {
         ticker: b"KXHIGHNY-26JUN24-T82",
@@ -1044,6 +1044,8 @@ fn decoding_and_encoding_allocate_nothing_after_warm_up() {
     let mut wire_bytes = 0;
     let mut http = Vec::with_capacity(4096);
     wire.write(&mut http, &spec, &short_auth);
+    let mut amend_wire = OrderWire::amend(b"api.elections.kalshi.com", b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1");
+    amend_wire.write_amend(&mut http, order, &spec, &short_auth);
     let before = allocs();
     for i in 0..100u64 {
         let s = OrderSpec {
@@ -1053,6 +1055,8 @@ fn decoding_and_encoding_allocate_nothing_after_warm_up() {
             ..if i % 3 == 0 { other } else { spec }
         };
         wire.write(&mut http, &s, if i % 7 == 0 { &long_auth[..] } else { &short_auth[..] });
+        wire_bytes += http.len();
+        amend_wire.write_amend(&mut http, OrderId(u128::from(i) << 64 | 7), &s, &short_auth);
         wire_bytes += http.len();
         encode_create(&mut req, &spec);
         encode_cancel(&mut req, order);
@@ -1622,7 +1626,25 @@ mod live {
     }
 }
 
-// ------------------------------------------------------------------ create wires vs the generic write
+// ------------------------------------------------------------------ order wires vs the generic write
+
+/// The same head to the byte, a `Content-Length` that is the body's, and a body with the same
+/// JSON value (the wires put the count last).
+fn same_request(fast: &[u8], generic: &[u8]) -> Result<(), TestCaseError> {
+    let split = |b: &[u8]| {
+        let at = b.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        (b[..at].to_vec(), b[at..].to_vec())
+    };
+    let (fast_head, fast_body) = split(fast);
+    let (generic_head, generic_body) = split(generic);
+    prop_assert_eq!(String::from_utf8_lossy(&fast_head), String::from_utf8_lossy(&generic_head));
+    let length = format!("Content-Length: {}\r\n", fast_body.len());
+    prop_assert!(fast_head.windows(length.len()).any(|w| w == length.as_bytes()), "{}", length);
+    let fast_json: serde_json::Value = serde_json::from_slice(&fast_body).unwrap();
+    let generic_json: serde_json::Value = serde_json::from_slice(&generic_body).unwrap();
+    prop_assert_eq!(fast_json, generic_json);
+    Ok(())
+}
 
 fn wire_spec_strategy() -> impl Strategy<Value = (usize, bool, u8, bool, bool, u64, u32, i64, bool)> {
     (
@@ -1653,7 +1675,7 @@ proptest! {
         let long: Vec<u8> = std::iter::repeat_n(b'\x01', 128).collect();
         let tickers: [&[u8]; 4] = [b"KXHIGHNY-26JUN24-T82", b"TEST-LIN", b"Q\"\\\x07-T", &long];
         let sigs = [vec![b'A'; 88], vec![b'B'; 344]];
-        let mut wire = CreateWire::new(HOST, KEY);
+        let mut wire = OrderWire::create(HOST, KEY);
         let mut req = RestRequest::new();
         let mut generic = Vec::new();
         for (k, (t, bid, tif, post_only, maker, client, price, qty, rsa)) in orders.into_iter().enumerate() {
@@ -1672,18 +1694,43 @@ proptest! {
             wire.write(&mut fast, &spec, auth.auth_lines());
             encode_create(&mut req, &spec);
             write_http_request(&mut generic, &req, HOST, KEY, &auth);
-            let split = |b: &[u8]| {
-                let at = b.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-                (b[..at].to_vec(), b[at..].to_vec())
+            same_request(&fast, &generic)?;
+        }
+    }
+
+    /// The same for amends: one amend wire written over and over, across markets, sides,
+    /// order ids and both key types, writes what `encode_amend` framed generically writes.
+    #[test]
+    fn amend_wires_write_what_the_generic_path_writes(
+        orders in proptest::collection::vec((wire_spec_strategy(), any::<u128>()), 1..40)
+    ) {
+        use kmm::connector::signer::{write_http_request, SignedHeaders};
+        const HOST: &[u8] = b"api.elections.kalshi.com";
+        const KEY: &[u8] = b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1";
+        let long: Vec<u8> = std::iter::repeat_n(b'x', 128).collect();
+        let tickers: [&[u8]; 4] = [b"KXHIGHNY-26JUN24-T82", b"TEST-LIN", b"Q\"\\\x07-T", &long];
+        let sigs = [vec![b'A'; 88], vec![b'B'; 344]];
+        let mut wire = OrderWire::amend(HOST, KEY);
+        let mut req = RestRequest::new();
+        let mut generic = Vec::new();
+        for (k, ((t, bid, tif, post_only, maker, client, price, qty, rsa), id)) in orders.into_iter().enumerate() {
+            // An amend's own flags are not in its request: whatever the spec says is ignored.
+            let spec = OrderSpec {
+                ticker: tickers[t],
+                client: ClientRef(client),
+                side: if bid { Side::Bid } else { Side::Ask },
+                price: Price(price),
+                qty: Qty(qty),
+                tif: [TimeInForce::GoodTillCanceled, TimeInForce::ImmediateOrCancel, TimeInForce::FillOrKill][usize::from(tif)],
+                post_only,
+                stp: if maker { SelfTradePrevention::Maker } else { SelfTradePrevention::TakerAtCross },
             };
-            let (fast_head, fast_body) = split(&fast);
-            let (generic_head, generic_body) = split(&generic);
-            prop_assert_eq!(String::from_utf8_lossy(&fast_head), String::from_utf8_lossy(&generic_head));
-            let length = format!("Content-Length: {}\r\n", fast_body.len());
-            prop_assert!(fast_head.windows(length.len()).any(|w| w == length.as_bytes()), "{}", length);
-            let fast_json: serde_json::Value = serde_json::from_slice(&fast_body).unwrap();
-            let generic_json: serde_json::Value = serde_json::from_slice(&generic_body).unwrap();
-            prop_assert_eq!(fast_json, generic_json);
+            let auth = SignedHeaders::new(1_700_000_000_000 + k as u64, &sigs[usize::from(rsa)]).unwrap();
+            let mut fast = Vec::new();
+            wire.write_amend(&mut fast, OrderId(id), &spec, auth.auth_lines());
+            encode_amend(&mut req, OrderId(id), spec.ticker, spec.client, spec.side, spec.price, spec.qty);
+            write_http_request(&mut generic, &req, HOST, KEY, &auth);
+            same_request(&fast, &generic)?;
         }
     }
 }

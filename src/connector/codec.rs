@@ -2299,7 +2299,7 @@ impl CreateTemplate {
     }
 }
 
-/// What a prebuilt create is for: the market and the order's constant flags. Only the client
+/// What a prebuilt order request is for: the market and the order's constant flags. Only the client
 /// id, price and count differ between the orders it serves.
 #[derive(Clone, Debug)]
 struct OrderShape {
@@ -2407,21 +2407,36 @@ pub fn encode_create(req: &mut RestRequest, order: &OrderSpec<'_>) {
     b.extend_from_slice(&t.tail);
 }
 
-/// One create's whole HTTP/1.1 request as two prebuilt runs of wire bytes, for one market,
-/// side and set of order flags: writing an order is three copies (the head, the signature
-/// lines, the rest up to the count) and four small patches (`Content-Length`, client id,
-/// price, count). The body puts the variable-width count last so nothing after it moves; the
-/// client id and a price below $1 ("0.dddd") have fixed widths.
+/// Which request an [`OrderWire`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireKind {
+    /// `POST .../events/orders`: [`encode_create`]'s request.
+    Create,
+    /// `POST .../events/orders/{order_id}/amend`: [`encode_amend`]'s request, the order id
+    /// patched into the request line.
+    Amend,
+}
+
+/// One order request's whole HTTP/1.1 bytes as two prebuilt runs, for one market, side and
+/// set of order flags: writing an order is three copies (the head, the signature lines, the
+/// rest up to the count) and a few small patches (an amend's order id, `Content-Length`,
+/// client id, price, count). The body puts the variable-width count last so nothing after it
+/// moves; the order id, the client id and a price below $1 ("0.dddd") have fixed widths.
 ///
-/// The bytes are those of [`encode_create`] framed by `signer::write_http_request`, with the
-/// body's keys in another order (a property test holds them to it).
+/// The bytes are those of [`encode_create`] or [`encode_amend`] framed by
+/// `signer::write_http_request`, with the body's keys in another order (a property test holds
+/// them to it). An amend ignores the spec's time in force, post-only flag and self-trade
+/// prevention: they are the order's own.
 #[derive(Clone, Debug)]
-pub struct CreateWire {
+pub struct OrderWire {
+    kind: WireKind,
     host: Vec<u8>,
     key_id: Vec<u8>,
     shape: OrderShape,
     /// The request line, `Host`, the key, and `KALSHI-ACCESS-TIMESTAMP: `.
     head: Vec<u8>,
+    /// In `head`: an amend's order id.
+    order_at: usize,
     /// From the signature line's CRLF to the count's opening quote.
     rest: Vec<u8>,
     /// In `rest`: the `Content-Length` digits, the client id, the price's four decimals.
@@ -2433,14 +2448,29 @@ pub struct CreateWire {
     body_fixed: usize,
 }
 
-impl CreateWire {
-    /// Allocates every byte it will need, for requests to `host` signed by `key_id`.
-    pub fn new(host: &[u8], key_id: &[u8]) -> CreateWire {
-        CreateWire {
+/// The amend path's bytes before and after its order id.
+const AMEND_TAIL: &[u8] = b"/amend";
+
+impl OrderWire {
+    /// A create wire, allocating every byte it will need, for requests to `host` signed by
+    /// `key_id`.
+    pub fn create(host: &[u8], key_id: &[u8]) -> OrderWire {
+        OrderWire::new(WireKind::Create, host, key_id)
+    }
+
+    /// An amend wire (see [`OrderWire::create`]).
+    pub fn amend(host: &[u8], key_id: &[u8]) -> OrderWire {
+        OrderWire::new(WireKind::Amend, host, key_id)
+    }
+
+    fn new(kind: WireKind, host: &[u8], key_id: &[u8]) -> OrderWire {
+        OrderWire {
+            kind,
             host: host.to_vec(),
             key_id: key_id.to_vec(),
             shape: OrderShape::new(),
-            head: Vec::with_capacity(128 + host.len() + key_id.len()),
+            head: Vec::with_capacity(192 + host.len() + key_id.len()),
+            order_at: 0,
             rest: Vec::with_capacity(512 + 6 * Interner::MAX_TICKER),
             length_at: 0,
             length_digits: 0,
@@ -2450,11 +2480,29 @@ impl CreateWire {
         }
     }
 
-    /// Writes the request for `order` into `out` (cleared first), signed by `auth` (a
+    pub fn kind(&self) -> WireKind {
+        self.kind
+    }
+
+    /// Writes the create for `order` into `out` (cleared first), signed by `auth` (a
     /// `SignedHeaders::auth_lines`: the timestamp, CRLF, and the signature line but its CRLF).
     #[inline]
     pub fn write(&mut self, out: &mut Vec<u8>, order: &OrderSpec<'_>, auth: &[u8]) {
-        if !self.shape.matches(order) {
+        debug_assert_eq!(self.kind, WireKind::Create);
+        self.put(out, OrderId(0), order, auth);
+    }
+
+    /// Writes the amend of order `id` to `order`'s price and total count (see
+    /// [`write`](Self::write)).
+    #[inline]
+    pub fn write_amend(&mut self, out: &mut Vec<u8>, id: OrderId, order: &OrderSpec<'_>, auth: &[u8]) {
+        debug_assert_eq!(self.kind, WireKind::Amend);
+        self.put(out, id, order, auth);
+    }
+
+    #[inline]
+    fn put(&mut self, out: &mut Vec<u8>, id: OrderId, order: &OrderSpec<'_>, auth: &[u8]) {
+        if !self.matches(order) {
             self.build(order);
         }
         let count_len = qty_text_len(order.qty);
@@ -2462,6 +2510,12 @@ impl CreateWire {
         out.clear();
         out.reserve(self.head.len() + auth.len() + self.rest.len() + count_len + 2);
         out.extend_from_slice(&self.head);
+        if self.kind == WireKind::Amend {
+            let at: &mut [u8; OrderId::WIRE_LEN] = (&mut out[self.order_at..self.order_at + OrderId::WIRE_LEN])
+                .try_into()
+                .expect("fixed width");
+            id.write(at);
+        }
         out.extend_from_slice(auth);
         let rest_at = out.len();
         out.extend_from_slice(&self.rest);
@@ -2485,10 +2539,35 @@ impl CreateWire {
         out.extend_from_slice(b"\"}");
     }
 
+    /// An amend's flags are the order's own: only its market and side shape the wire.
+    #[inline]
+    fn matches(&self, o: &OrderSpec<'_>) -> bool {
+        match self.kind {
+            WireKind::Create => self.shape.matches(o),
+            WireKind::Amend => self.shape.valid && self.shape.side == o.side && same_bytes(&self.shape.ticker, o.ticker),
+        }
+    }
+
+    /// The head up to the timestamp's value: an amend's path with a placeholder order id.
+    fn build_head(&mut self) {
+        match self.kind {
+            WireKind::Create => super::signer::write_head_to_timestamp(&mut self.head, Method::Post, ORDERS_PATH, &self.host, &self.key_id),
+            WireKind::Amend => {
+                const LEN: usize = ORDERS_PATH.len() + 1 + OrderId::WIRE_LEN + AMEND_TAIL.len();
+                let mut path = [b'0'; LEN];
+                path[..ORDERS_PATH.len()].copy_from_slice(ORDERS_PATH);
+                path[ORDERS_PATH.len()] = b'/';
+                path[LEN - AMEND_TAIL.len()..].copy_from_slice(AMEND_TAIL);
+                super::signer::write_head_to_timestamp(&mut self.head, Method::Post, &path, &self.host, &self.key_id);
+                self.order_at = Method::Post.as_bytes().len() + 1 + ORDERS_PATH.len() + 1;
+            }
+        }
+    }
+
     #[cold]
     fn build(&mut self, o: &OrderSpec<'_>) {
         self.shape.set(o);
-        super::signer::write_head_to_timestamp(&mut self.head, Method::Post, ORDERS_PATH, &self.host, &self.key_id);
+        self.build_head();
         // The body first, to learn its length; then the headers are put in front of it.
         let b = &mut self.rest;
         b.clear();
@@ -2496,15 +2575,20 @@ impl CreateWire {
         push_str(b, o.ticker);
         b.extend_from_slice(b",\"side\":\"");
         b.extend_from_slice(o.side.name().as_bytes());
-        b.extend_from_slice(b"\",\"time_in_force\":\"");
-        b.extend_from_slice(tif_name(o.tif).as_bytes());
-        b.extend_from_slice(b"\",\"self_trade_prevention_type\":\"");
-        b.extend_from_slice(o.stp.name().as_bytes());
-        b.extend_from_slice(if o.post_only {
-            b"\",\"post_only\":true,\"client_order_id\":\""
-        } else {
-            b"\",\"post_only\":false,\"client_order_id\":\""
-        });
+        match self.kind {
+            WireKind::Create => {
+                b.extend_from_slice(b"\",\"time_in_force\":\"");
+                b.extend_from_slice(tif_name(o.tif).as_bytes());
+                b.extend_from_slice(b"\",\"self_trade_prevention_type\":\"");
+                b.extend_from_slice(o.stp.name().as_bytes());
+                b.extend_from_slice(if o.post_only {
+                    b"\",\"post_only\":true,\"client_order_id\":\""
+                } else {
+                    b"\",\"post_only\":false,\"client_order_id\":\""
+                });
+            }
+            WireKind::Amend => b.extend_from_slice(b"\",\"client_order_id\":\""),
+        }
         let client_at = b.len();
         b.extend_from_slice(&[b'0'; ClientRef::WIRE_LEN]);
         b.extend_from_slice(b"\",\"price\":\"0.");
@@ -2531,16 +2615,19 @@ impl CreateWire {
         self.price_at = front + price_at;
     }
 
+    /// `out` holds the head, its order id patched: the rest follows in the generic layout.
     #[cold]
     fn write_generic(&self, out: &mut Vec<u8>, o: &OrderSpec<'_>, auth: &[u8]) {
-        out.clear();
-        out.extend_from_slice(&self.head);
+        out.truncate(self.head.len());
         out.extend_from_slice(auth);
         out.extend_from_slice(b"\r\nContent-Type: application/json\r\nContent-Length: ");
         let length_at = out.len();
         out.extend_from_slice(b"\r\n\r\n");
         let body_at = out.len();
-        write_order(out, o);
+        match self.kind {
+            WireKind::Create => write_order(out, o),
+            WireKind::Amend => write_amend_body(out, o.ticker, o.client, o.side, o.price, o.qty),
+        }
         let mut digits = [0u8; 20];
         let from = u64_digits((out.len() - body_at) as u64, &mut digits);
         let n = digits.len() - from;
@@ -2585,8 +2672,11 @@ pub fn encode_cancel(req: &mut RestRequest, order: OrderId) {
 /// order's own client id (Kalshi rejects a mismatch, which catches a stale order map).
 pub fn encode_amend(req: &mut RestRequest, order: OrderId, ticker: &[u8], client: ClientRef, side: Side, price: Price, total: Qty) {
     req.start(Method::Post, ORDERS_PATH);
-    push_order_path(&mut req.path, order, b"/amend");
-    let b = &mut req.body;
+    push_order_path(&mut req.path, order, AMEND_TAIL);
+    write_amend_body(&mut req.body, ticker, client, side, price, total);
+}
+
+fn write_amend_body(b: &mut Vec<u8>, ticker: &[u8], client: ClientRef, side: Side, price: Price, total: Qty) {
     b.extend_from_slice(b"{\"ticker\":");
     push_str(b, ticker);
     b.extend_from_slice(b",\"side\":\"");

@@ -20,8 +20,8 @@
 //! stall counted), never dropped: a lost ack or fill would corrupt the strategy's state.
 
 use super::codec::{
-    self, encode_batch_cancel, encode_batch_create, encode_command, encode_create, encode_get_snapshot, encode_subscribe, CreateWire,
-    Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention, MAX_BATCH,
+    self, encode_batch_cancel, encode_batch_create, encode_command, encode_create, encode_get_snapshot, encode_subscribe, Decoder,
+    Interner, OrderSpec, OrderWire, RestRequest, SelfTradePrevention, MAX_BATCH,
 };
 use super::http::{BlockingClient, HttpPool, PoolStats, Reply};
 use super::net::{tls_config, Endpoint};
@@ -147,6 +147,17 @@ pub struct IoCounters {
     pub presign_misses: u64,
     /// Amends and decreases held until the signer made their order's signature.
     pub held_for_signature: u64,
+}
+
+impl IoCounters {
+    /// One request written from a prepared signature or signed inline.
+    fn count_stamp(&mut self, stamped: super::signer::Stamped) {
+        if stamped.from_stock {
+            self.presign_hits += 1;
+        } else {
+            self.presign_misses += 1;
+        }
+    }
 }
 
 /// What the io thread returns.
@@ -493,8 +504,10 @@ struct Io {
     cmd_id: u64,
     wsbuf: Vec<u8>,
     req: RestRequest,
-    /// Single creates' wire images, one per market and side (see [`CreateWire`]).
-    create_wires: Box<[CreateWire]>,
+    /// Single creates' and amends' wire images, one per market and side (see [`OrderWire`]
+    /// and [`wire_index`]).
+    create_wires: Box<[OrderWire]>,
+    amend_wires: Box<[OrderWire]>,
     /// Scratch of [`Io::rehearse_orders`]: nothing written here reaches a socket.
     rehearsal_out: Vec<u8>,
     rehearsal_req: RestRequest,
@@ -508,6 +521,12 @@ struct Io {
     /// signature stalls this thread, and every frame and order behind it, for milliseconds.
     awaiting: Vec<Awaiting>,
     shutting_down: bool,
+}
+
+/// The wire of `market`'s `side` in [`Io`]'s per-market wire tables.
+#[inline]
+fn wire_index(market: MarketIdx, side: Side) -> usize {
+    usize::from(market) * 2 + usize::from(side == Side::Ask)
 }
 
 fn wall_ms() -> u64 {
@@ -538,7 +557,10 @@ impl Io {
         let pacer = Pacer::for_tier(venue.tier, setup.pacer, wall_ms());
         let rest = BlockingClient::new(&venue.rest_url, venue.ca_pem.as_deref(), &venue.key_id, signer.clone())?;
         let n = setup.tickers.len();
-        let create_wires = (0..2 * n).map(|_| CreateWire::new(pool.host(), venue.key_id.as_bytes())).collect();
+        let create_wires = (0..2 * n)
+            .map(|_| OrderWire::create(pool.host(), venue.key_id.as_bytes()))
+            .collect();
+        let amend_wires = (0..2 * n).map(|_| OrderWire::amend(pool.host(), venue.key_id.as_bytes())).collect();
         let empty = InFlight {
             live: false,
             kind: ReqKind::Create,
@@ -587,6 +609,7 @@ impl Io {
             req: RestRequest::new(),
             pool,
             create_wires,
+            amend_wires,
             rehearsal_out: Vec::with_capacity(4096),
             rehearsal_req: RestRequest::new(),
             rehearsals: 0,
@@ -1160,15 +1183,47 @@ impl Io {
             self.out.reject(p.item, RejectReason::RateLimited);
             return;
         };
-        if encode_command(&mut self.req, self.decoder.interner(), body, self.setup_stp).is_err() {
-            self.free_slot(slot);
-            self.out.reject(p.item, RejectReason::InvalidOrder);
-            return;
-        }
         let f = &mut self.inflight[slot];
         f.items[0] = p.item;
         f.n = 1;
-        let w = self.send_request(slot);
+        let w = match *body {
+            // Most of the order flow once quotes rest: patched into the market's prebuilt
+            // amend, not encoded and framed.
+            CommandBody::Amend {
+                market,
+                client,
+                order,
+                side,
+                price,
+                total,
+            } if self.decoder.interner().ticker(market).is_some() => {
+                let spec = OrderSpec {
+                    ticker: self.decoder.interner().ticker(market).unwrap_or(b""),
+                    client,
+                    side,
+                    price,
+                    qty: total,
+                    tif: TimeInForce::GoodTillCanceled,
+                    post_only: false,
+                    stp: self.setup_stp,
+                };
+                self.out.counters.requests += 1;
+                let mut buf = self.pool.take_buffer();
+                let stamped = self
+                    .presigner
+                    .write_amend(&mut buf, &mut self.amend_wires[wire_index(market, side)], order, &spec);
+                self.out.counters.count_stamp(stamped);
+                self.pool.submit(slot as u64, buf)
+            }
+            _ => {
+                if encode_command(&mut self.req, self.decoder.interner(), body, self.setup_stp).is_err() {
+                    self.free_slot(slot);
+                    self.out.reject(p.item, RejectReason::InvalidOrder);
+                    return;
+                }
+                self.send_request(slot)
+            }
+        };
         self.out.record_command(&p, w);
     }
 
@@ -1201,17 +1256,12 @@ impl Io {
         let mut write_tsc = None;
         if n == 1 {
             let p = self.creates[0];
-            let wire = usize::from(p.item.market) * 2 + usize::from(p.side == Side::Ask);
-            match self.create_wires.get_mut(wire) {
+            match self.create_wires.get_mut(wire_index(p.item.market, p.side)) {
                 Some(wire) => {
                     self.out.counters.requests += 1;
                     let mut buf = self.pool.take_buffer();
                     let stamped = self.presigner.write_create(&mut buf, wire, &spec(&p));
-                    if stamped.from_stock {
-                        self.out.counters.presign_hits += 1;
-                    } else {
-                        self.out.counters.presign_misses += 1;
-                    }
+                    self.out.counters.count_stamp(stamped);
                     self.inflight[slot].items[0] = p.item;
                     self.inflight[slot].n = 1;
                     write_tsc = Some(self.pool.submit(slot as u64, buf));
@@ -1280,8 +1330,8 @@ impl Io {
         self.cancels.clear();
     }
 
-    /// Runs the order path's own code on its own data, minus the write: one single create
-    /// through the real wire of one market and side (in turn) and one batch cancel, stamped
+    /// Runs the order path's own code on its own data, minus the write: one single create and
+    /// one amend through the real wires of one market and side (in turn) and one batch cancel, stamped
     /// from the signatures at the front of the stock, which stay there. A spinning io thread
     /// calls this while idle so the next real order finds its wire, its signature slot and the
     /// code in cache.
@@ -1310,19 +1360,10 @@ impl Io {
         self.presigner.rehearse_request(out, &self.rehearsal_req, self.pool.host());
         std::hint::black_box(&*out);
         // Amends are most of the order flow once quotes rest.
-        let amend = CommandBody::Amend {
-            market,
-            client: ClientRef(self.rehearsals as u64),
-            order: OrderId(self.rehearsals as u128),
-            side,
-            price: Price(5000),
-            total: Qty(100),
-        };
-        if encode_command(&mut self.rehearsal_req, self.decoder.interner(), &amend, self.setup_stp).is_ok() {
-            let out = &mut self.rehearsal_out;
-            self.presigner.rehearse_request(out, &self.rehearsal_req, self.pool.host());
-            std::hint::black_box(&*out);
-        }
+        let out = &mut self.rehearsal_out;
+        self.presigner
+            .rehearse_amend(out, &mut self.amend_wires[w], OrderId(self.rehearsals as u128), &spec);
+        std::hint::black_box(&*out);
     }
 
     fn free_slot(&mut self, slot: usize) {
@@ -1618,7 +1659,7 @@ pub fn run(
             if let Some(w) = warmer.as_mut() {
                 let t = tsc();
                 if t.wrapping_sub(last_warm) >= warm_period {
-                    w.run(io.pool.host(), io.key_id.as_bytes());
+                    w.run();
                     io.rehearse_orders();
                     last_warm = t;
                 }

@@ -25,7 +25,7 @@
 //! Secrets: the private key stays inside [`local_exchange::auth::Signer`]; signatures are
 //! short-lived bearer credentials, so `Debug` output shows their timestamps and lengths only.
 
-use super::codec::{CreateWire, Method, OrderSpec, RestRequest, BATCH_PATH, ORDERS_PATH};
+use super::codec::{Method, OrderSpec, OrderWire, RestRequest, BATCH_PATH, ORDERS_PATH};
 use crate::event::OrderId;
 use local_exchange::auth::{KeyKind, Signer};
 use std::collections::HashMap;
@@ -649,14 +649,27 @@ impl Presigner {
     /// parsed and checked once per request, not once per step.
     fn take_classified(&mut self, key: Option<StockKey>, method: Method, path: &[u8], now_ms: u64) -> SignedHeaders {
         match key {
-            Some(StockKey::Fixed(f)) => {
+            Some(k) => self.take_stocked(k, now_ms),
+            None => {
+                self.stats.unstocked += 1;
+                None
+            }
+        }
+        .unwrap_or_else(|| self.sign_inline(method, path, now_ms))
+    }
+
+    /// A fresh signature from stock for `key`, counted as a hit; None (counted as a miss) when
+    /// there is none and the caller must sign inline.
+    #[inline]
+    fn take_stocked(&mut self, key: StockKey, now_ms: u64) -> Option<SignedHeaders> {
+        match key {
+            StockKey::Fixed(f) => {
                 if let Some(h) = self.pop_fixed(f, now_ms) {
                     self.stats.hits += 1;
-                    return h;
+                    return Some(h);
                 }
-                self.stats.misses += 1;
             }
-            Some(StockKey::Order(order, op)) => {
+            StockKey::Order(order, op) => {
                 self.drain_results();
                 if let Some(h) = self.orders.remove(&OrderKey(order.0, op)) {
                     // The order is live and may be amended or decreased again: have another made.
@@ -666,16 +679,15 @@ impl Presigner {
                     }
                     if h.age_ok(now_ms, self.config.max_age_ms) {
                         self.stats.hits += 1;
-                        return h;
+                        return Some(h);
                     }
                     self.stats.stale_dropped += 1;
                 }
-                self.stats.misses += 1;
                 self.stats.order_misses += 1;
             }
-            None => self.stats.unstocked += 1,
         }
-        self.sign_inline(method, path, now_ms)
+        self.stats.misses += 1;
+        None
     }
 
     /// Takes the headers for `req` and writes the whole HTTP/1.1 request into `out` (see
@@ -720,18 +732,18 @@ impl Presigner {
         }
     }
 
-    /// Writes one create's whole request into `out` from `wire` (see [`CreateWire`]), stamped
+    /// Writes one create's whole request into `out` from `wire` (see [`OrderWire`]), stamped
     /// now: the order path's cheapest write, with the signature copied once, from its ring
     /// slot into the request.
     #[inline]
-    pub fn write_create(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>) -> Stamped {
+    pub fn write_create(&mut self, out: &mut Vec<u8>, wire: &mut OrderWire, order: &OrderSpec<'_>) -> Stamped {
         let now = self.clock.now_ms();
         self.write_create_at(out, wire, order, now)
     }
 
     /// [`write_create`](Self::write_create) with the wall time given (Unix ms).
     #[inline]
-    pub fn write_create_at(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>, now_ms: u64) -> Stamped {
+    pub fn write_create_at(&mut self, out: &mut Vec<u8>, wire: &mut OrderWire, order: &OrderSpec<'_>, now_ms: u64) -> Stamped {
         let f = FixedPath::Create;
         if self.fresh_front(f, now_ms) {
             let Ok(h) = self.fixed[f.index()].peek() else {
@@ -756,11 +768,55 @@ impl Presigner {
     /// stock, and takes nothing: the idle io thread's rehearsal, which keeps the stock's front
     /// slot, the wire and this code in cache for the next real order. False when the stock is
     /// empty (nothing written).
-    pub fn rehearse_create(&mut self, out: &mut Vec<u8>, wire: &mut CreateWire, order: &OrderSpec<'_>) -> bool {
+    pub fn rehearse_create(&mut self, out: &mut Vec<u8>, wire: &mut OrderWire, order: &OrderSpec<'_>) -> bool {
         let Ok(h) = self.fixed[FixedPath::Create.index()].peek() else {
             return false;
         };
         wire.write(out, order, h.auth_lines());
+        true
+    }
+
+    /// [`write_amend_at`](Self::write_amend_at), stamped now.
+    #[inline]
+    pub fn write_amend(&mut self, out: &mut Vec<u8>, wire: &mut OrderWire, id: OrderId, order: &OrderSpec<'_>) -> Stamped {
+        let now = self.clock.now_ms();
+        self.write_amend_at(out, wire, id, order, now)
+    }
+
+    /// Writes the amend of order `id` into `out` from an amend `wire` (see [`OrderWire`]),
+    /// stamped `now_ms`: the order's own signature, copied once into the request. Signed inline
+    /// (and counted as a miss) when the order has none in stock.
+    #[inline]
+    pub fn write_amend_at(&mut self, out: &mut Vec<u8>, wire: &mut OrderWire, id: OrderId, order: &OrderSpec<'_>, now_ms: u64) -> Stamped {
+        let (h, from_stock) = match self.take_stocked(StockKey::Order(id, OrderOp::Amend), now_ms) {
+            Some(h) => (h, true),
+            None => (self.sign_amend_inline(id, now_ms), false),
+        };
+        wire.write_amend(out, id, order, h.auth_lines());
+        Stamped {
+            ts_ms: h.ts_ms,
+            from_stock,
+        }
+    }
+
+    #[cold]
+    fn sign_amend_inline(&mut self, id: OrderId, now_ms: u64) -> SignedHeaders {
+        let mut path = Vec::new();
+        OrderOp::Amend.write_path(id, &mut path);
+        self.sign_inline(Method::Post, &path, now_ms)
+    }
+
+    /// What [`write_amend_at`](Self::write_amend_at) would write, with the order's signature
+    /// looked up as a real amend would (or any order's when it has none), and nothing taken:
+    /// the idle io thread's rehearsal of the amend path. False when no order has a signature.
+    pub fn rehearse_amend(&mut self, out: &mut Vec<u8>, wire: &mut OrderWire, id: OrderId, order: &OrderSpec<'_>) -> bool {
+        // Finished signatures are taken in now rather than on the next real request.
+        self.drain_results();
+        let key = OrderKey(id.0, OrderOp::Amend);
+        let Some(h) = self.orders.get(&key).or_else(|| self.orders.values().next()) else {
+            return false;
+        };
+        wire.write_amend(out, id, order, h.auth_lines());
         true
     }
 
@@ -1241,7 +1297,7 @@ mod tests {
             post_only: true,
             stp: SelfTradePrevention::default(),
         };
-        let mut wire = CreateWire::new(host, k.key_id.as_bytes());
+        let mut wire = OrderWire::create(host, k.key_id.as_bytes());
         let (mut rehearsed, mut real) = (Vec::new(), Vec::new());
         // The fixed-path prefixes are built by the first real request to the host.
         let mut req = RestRequest::new();
@@ -1292,6 +1348,79 @@ mod tests {
         assert_eq!(before, p.stats());
         assert!(p.write_request_at(&mut real, &req, host, T0).from_stock);
         assert_eq!(String::from_utf8_lossy(&rehearsed), String::from_utf8_lossy(&real));
+    }
+
+    /// An amend through its wire carries its own order's signature: from stock when the order
+    /// has one (and the rehearsal before it took nothing), signed inline otherwise; both verify
+    /// for the amend's path and no other.
+    #[test]
+    fn amend_wires_carry_their_orders_signature() {
+        use crate::connector::codec::SelfTradePrevention;
+        use crate::event::{ClientRef, Price, Qty, Side, TimeInForce};
+        let k = key(KeyKind::Ed25519);
+        let v = verifier(k);
+        let (clock, _) = WallClock::manual(T0);
+        let mut p = Presigner::spawn_with_clock(Signer::from_pem(&k.private_pem).unwrap(), &k.key_id, quiet([1, 1, 1, 1]), clock).unwrap();
+        let host = b"api.example:443";
+        let mut wire = OrderWire::amend(host, k.key_id.as_bytes());
+        let spec = OrderSpec {
+            ticker: b"KXHIGHNY-26JUN24-T82",
+            client: ClientRef(42),
+            side: Side::Bid,
+            price: Price(4300),
+            qty: Qty(500),
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: true,
+            stp: SelfTradePrevention::default(),
+        };
+        let stocked = OrderId(0x0b6e_2a9a_0a11_41c0_4f77_2a9a_1c02_1af4);
+        let unstocked = OrderId(42);
+        let (mut rehearsed, mut real) = (Vec::new(), Vec::new());
+        assert!(
+            !p.rehearse_amend(&mut rehearsed, &mut wire, stocked, &spec),
+            "no order has a signature yet"
+        );
+        p.prepare(stocked, OrderOp::Amend);
+        p.wake();
+        wait_for("the order's signature", || p.order_ready(stocked, OrderOp::Amend));
+        let header = |req: &[u8], name: &str| -> String {
+            let text = std::str::from_utf8(req).unwrap();
+            let line = text.lines().find(|l| l.starts_with(name)).unwrap();
+            line[name.len() + 2..].to_string()
+        };
+        let verifies = |req: &[u8], id: OrderId| {
+            let mut path = Vec::new();
+            OrderOp::Amend.write_path(id, &mut path);
+            let request_line = format!("POST {} HTTP/1.1", std::str::from_utf8(&path).unwrap());
+            let ts = header(req, "KALSHI-ACCESS-TIMESTAMP");
+            let sig = header(req, "KALSHI-ACCESS-SIGNATURE");
+            std::str::from_utf8(req).unwrap().starts_with(&request_line)
+                && v.verify(
+                    Some(&k.key_id),
+                    Some(&ts),
+                    Some(&sig),
+                    "POST",
+                    std::str::from_utf8(&path).unwrap(),
+                    T0 as i64,
+                ) == Ok(7)
+        };
+
+        let before = p.stats();
+        assert!(p.rehearse_amend(&mut rehearsed, &mut wire, stocked, &spec));
+        assert_eq!(before, p.stats(), "a rehearsal takes nothing");
+        assert!(p.order_ready(stocked, OrderOp::Amend));
+        let stamped = p.write_amend_at(&mut real, &mut wire, stocked, &spec, T0);
+        assert!(stamped.from_stock);
+        assert_eq!(p.stats().hits, before.hits + 1);
+        assert_eq!(String::from_utf8_lossy(&rehearsed), String::from_utf8_lossy(&real));
+        assert!(verifies(&real, stocked));
+        assert!(!verifies(&real, unstocked), "bound to its own order");
+
+        let misses = p.stats().misses;
+        let stamped = p.write_amend_at(&mut real, &mut wire, unstocked, &spec, T0);
+        assert!(!stamped.from_stock);
+        assert_eq!(p.stats().misses, misses + 1);
+        assert!(verifies(&real, unstocked));
     }
 
     use local_exchange::auth::{generate_account_key, AccountKey, KeyKind, Verifier};

@@ -8,9 +8,9 @@
 //! the same code on canned frames and a canned amend through scratch state, so nothing it does
 //! reaches the books, the wire or the real decoder's sequence tracking.
 
-use crate::connector::codec::{encode_command, CreateWire, Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention};
-use crate::connector::signer::{write_http_request, SignedHeaders};
-use crate::event::{Channel, ClientRef, CommandBody, OrderId, Price, Qty, Side, Stamp, TimeInForce};
+use crate::connector::codec::{Decoder, Interner, OrderSpec, OrderWire, SelfTradePrevention};
+use crate::connector::signer::SignedHeaders;
+use crate::event::{Channel, ClientRef, OrderId, Price, Qty, Side, Stamp, TimeInForce};
 use rustls::{ClientConnection, ServerConnection};
 use std::hint::black_box;
 use std::io::{Read, Write};
@@ -27,13 +27,12 @@ pub struct Warmer {
     decoder: Decoder,
     frame: Vec<u8>,
     seq_at: usize,
-    req: RestRequest,
     out: Vec<u8>,
     auth: SignedHeaders,
-    amend: CommandBody,
-    /// A scratch create wire: the single-create path's code, not its bytes (its host and
-    /// key are placeholders of the real lengths).
-    create: CreateWire,
+    /// Scratch amend and create wires: the single-request paths' code, not their bytes (their
+    /// host and key are placeholders of the real lengths).
+    amend: OrderWire,
+    create: OrderWire,
     ticker: Vec<u8>,
     /// Events the canned frame produced, so a test can see the parse really ran.
     parsed: u64,
@@ -162,18 +161,10 @@ impl Warmer {
             decoder,
             frame: text.into_bytes(),
             seq_at,
-            req: RestRequest::new(),
             out: Vec::with_capacity(2048),
             auth: SignedHeaders::new(0, &[b'A'; 344]).ok_or_else(|| anyhow::anyhow!("warm-up signature too long"))?,
-            amend: CommandBody::Amend {
-                market,
-                client: ClientRef(1),
-                order: OrderId(0x1234_5678_9abc_def0_1234_5678_9abc_def0),
-                side: Side::Bid,
-                price: Price(5800),
-                total: Qty(500),
-            },
-            create: CreateWire::new(b"api.elections.kalshi.com", &[b'0'; 36]),
+            amend: OrderWire::amend(b"api.elections.kalshi.com", &[b'0'; 36]),
+            create: OrderWire::create(b"api.elections.kalshi.com", &[b'0'; 36]),
             ticker: ticker.as_bytes().to_vec(),
             parsed: 0,
             others: [trade.into_bytes(), fill.into_bytes(), user_order.into_bytes()],
@@ -203,14 +194,14 @@ impl Warmer {
     }
 
     /// One pass: [`run_codec`](Self::run_codec), then [`run_tls`](Self::run_tls).
-    pub fn run(&mut self, host: &[u8], key_id: &[u8]) {
-        self.run_codec(host, key_id);
+    pub fn run(&mut self) {
+        self.run_codec();
         self.run_tls();
     }
 
     /// The parse and encode code, allocation-free. Costs about what one frame and one order
     /// cost warm (~0.5 us).
-    pub fn run_codec(&mut self, host: &[u8], key_id: &[u8]) {
+    pub fn run_codec(&mut self) {
         self.bump();
         let mut n = 0u64;
         let r = self.decoder.decode(black_box(&self.frame), Stamp::default(), &mut |e| {
@@ -230,11 +221,6 @@ impl Warmer {
         });
         let _ = black_box(r);
         self.others_parsed += n;
-        let interner = self.decoder.interner();
-        if encode_command(&mut self.req, interner, black_box(&self.amend), SelfTradePrevention::default()).is_ok() {
-            write_http_request(&mut self.out, &self.req, host, key_id, &self.auth);
-            black_box(&self.out);
-        }
         let create = OrderSpec {
             ticker: &self.ticker,
             client: ClientRef(self.parsed),
@@ -246,6 +232,14 @@ impl Warmer {
             stp: SelfTradePrevention::default(),
         };
         self.create.write(&mut self.out, black_box(&create), self.auth.auth_lines());
+        black_box(&self.out);
+        let amend = OrderSpec {
+            price: Price(5700),
+            ..create
+        };
+        let id = OrderId(0x1234_5678_9abc_def0_1234_5678_9abc_def0 ^ u128::from(self.parsed));
+        self.amend
+            .write_amend(&mut self.out, black_box(id), black_box(&amend), self.auth.auth_lines());
         black_box(&self.out);
     }
 
@@ -295,21 +289,28 @@ mod tests {
     fn every_pass_parses_the_canned_frame_in_sequence() {
         let mut w = Warmer::new(b"KXHIGHNY-26JUN24-T82").unwrap();
         for _ in 0..1000 {
-            w.run(b"example.com", b"key");
+            w.run();
         }
         assert_eq!(w.frames_parsed(), 1001);
         assert_eq!(w.others_parsed(), 1000, "a trade, a fill or a user_order every pass");
         let c = w.decoder.counters();
         assert_eq!((c.malformed, c.duplicates, c.seq_gaps), (0, 0, 0), "{c:?}");
-        // The canned amend went through the encoder, and the canned create through its wire.
-        assert!(w.req.path.starts_with(b"/trade-api/v2/portfolio/events/orders/"));
-        assert!(w.req.path.ends_with(b"/amend"));
+        // The canned create went through its wire, then the canned amend through its own.
         assert!(
-            w.out.starts_with(b"POST /trade-api/v2/portfolio/events/orders HTTP/1.1\r\n"),
+            w.out.starts_with(b"POST /trade-api/v2/portfolio/events/orders/1234"),
             "{}",
             String::from_utf8_lossy(&w.out)
         );
-        assert!(w.out.ends_with(b"\"count\":\"5.00\"}"), "{}", String::from_utf8_lossy(&w.out));
+        assert!(
+            w.out.windows(13).any(|x| x == b"/amend HTTP/1"),
+            "{}",
+            String::from_utf8_lossy(&w.out)
+        );
+        assert!(
+            w.out.ends_with(b"\"price\":\"0.5700\",\"count\":\"5.00\"}"),
+            "{}",
+            String::from_utf8_lossy(&w.out)
+        );
         // Every pass's burst was encrypted by the server and decrypted by the client.
         assert_eq!(w.tls.decrypted, 1000 * BURST_BYTES as u64);
     }
