@@ -1196,7 +1196,7 @@ impl Io {
                 side,
                 price,
                 total,
-            } if self.decoder.interner().ticker(market).is_some() => {
+            } if wire_index(market, side) < self.amend_wires.len() && self.decoder.interner().ticker(market).is_some() => {
                 let spec = OrderSpec {
                     ticker: self.decoder.interner().ticker(market).unwrap_or(b""),
                     client,
