@@ -23,6 +23,9 @@ impl Population for Flow {
     fn true_probability(&self, market: MarketId) -> f64 {
         Flow::true_probability(self, market)
     }
+    fn next_due_ms(&self) -> Option<u64> {
+        self.next_event_ms()
+    }
 }
 
 #[derive(Parser, Debug, Clone)]

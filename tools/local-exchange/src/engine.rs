@@ -1517,6 +1517,11 @@ impl Exchange {
     }
 
     /// Cancels orders whose expiration time has come.
+    /// When the earliest resting order with an expiry expires.
+    pub fn next_expiry_ms(&self) -> Option<u64> {
+        self.expiries.first().map(|&(t, _)| t)
+    }
+
     pub fn expire(&mut self, now_ms: u64) {
         while let Some(&(t, id)) = self.expiries.iter().next() {
             if t > now_ms {

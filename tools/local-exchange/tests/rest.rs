@@ -717,6 +717,22 @@ async fn plain_tcp_and_expiry() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulation_driver_sleeps_until_something_is_due() {
+    // A bare venue has nothing scheduled: the driver wakes only at its longest sleep, where a
+    // fixed 1 ms tick would have stepped about a thousand times in this second.
+    let v = start_with(ServerConfig {
+        accounts: 1,
+        ..ServerConfig::default()
+    })
+    .await;
+    let steps = || v.running.shared.counters.driver_steps.load(std::sync::atomic::Ordering::Relaxed);
+    let before = steps();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let taken = steps() - before;
+    assert!((1..=100).contains(&taken), "{taken} driver steps in 1 s with nothing scheduled");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn balance_is_enforced() {
     let v = start_with(ServerConfig {
         accounts: 1,

@@ -22,10 +22,15 @@ use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::thread::Thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+
+/// The longest the simulation driver sleeps, whatever is scheduled: a bound on how late
+/// anything scheduled without waking it could run.
+const DRIVER_MAX_SLEEP_MS: u64 = 20;
 
 /// The simulated traders and the hidden true-probability path, as the server drives them.
 pub trait Population: Send {
@@ -35,6 +40,8 @@ pub trait Population: Send {
     fn oracle_probability(&self, market: MarketId, now_ms: u64) -> f64;
     /// The hidden value itself (admin and tests only).
     fn true_probability(&self, market: MarketId) -> f64;
+    /// When the next simulated event is due, so the driver can sleep until then.
+    fn next_due_ms(&self) -> Option<u64>;
 }
 
 /// No simulated traders: a bare venue for protocol tests.
@@ -49,6 +56,9 @@ impl Population for NoPopulation {
     }
     fn true_probability(&self, _: MarketId) -> f64 {
         0.5
+    }
+    fn next_due_ms(&self) -> Option<u64> {
+        None
     }
 }
 
@@ -69,6 +79,11 @@ impl Clock {
     }
     pub fn now_ms(&self) -> u64 {
         (self.start.elapsed().as_secs_f64() * 1000.0 * self.speed) as u64
+    }
+    /// The wall instant at which `now_ms` first reads `sim_ms` (a microsecond late rather than
+    /// early, so a wake-up at it finds the event due).
+    pub fn instant_of(&self, sim_ms: u64) -> Instant {
+        self.start + Duration::from_secs_f64(sim_ms as f64 / 1000.0 / self.speed) + Duration::from_micros(1)
     }
     /// Unix milliseconds now, for auth timestamps (always wall time).
     pub fn wall_ms() -> i64 {
@@ -175,6 +190,8 @@ pub struct Counters {
     pub ws_connections: AtomicU64,
     pub ws_messages: AtomicU64,
     pub orders: AtomicU64,
+    /// Passes of the simulation driver (it wakes only when something is due).
+    pub driver_steps: AtomicU64,
 }
 
 pub struct Shared {
@@ -190,6 +207,10 @@ pub struct Shared {
     pub deposited: Money,
     /// Guards the admin endpoints; random per session, published in the info file.
     pub admin_token: String,
+    /// The simulation driver, woken when something earlier than its planned wake-up is scheduled.
+    driver: OnceLock<Thread>,
+    /// The simulated millisecond the driver sleeps until.
+    driver_wake_ms: AtomicU64,
 }
 
 impl Shared {
@@ -205,7 +226,36 @@ impl Shared {
         let now = self.clock.now_ms();
         let out = f(&mut venue.exchange, now);
         self.publish(&mut venue);
+        // An order placed with an expiry can be due before the driver's planned wake-up.
+        if let Some(t) = venue.exchange.next_expiry_ms() {
+            self.wake_driver_by(t);
+        }
         out
+    }
+
+    /// Wakes the driver now if it sleeps past `due_ms`.
+    fn wake_driver_by(&self, due_ms: u64) {
+        // Lowering the planned wake-up is what tells a parked driver the wake is real.
+        if self.driver_wake_ms.fetch_min(due_ms, Ordering::AcqRel) > due_ms {
+            if let Some(driver) = self.driver.get() {
+                driver.unpark();
+            }
+        }
+    }
+
+    /// The earliest simulated millisecond at which the driver has work: a population event,
+    /// an order expiry, a scheduled fault or a timed restore.
+    fn next_due_ms(&self) -> Option<u64> {
+        let venue = self.lock();
+        [
+            venue.population.next_due_ms(),
+            venue.exchange.next_expiry_ms(),
+            venue.pending_faults.iter().map(|f| f.at_ms).min(),
+            venue.timed_restores.iter().map(|(t, _)| *t).min(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Publishes the outbox as the next batch. Must be called with the venue locked.
@@ -231,11 +281,13 @@ impl Shared {
             Fault::PauseTrading { duration_ms } => {
                 venue.exchange.set_trading_active(now, false);
                 venue.timed_restores.push((now + duration_ms, fault.clone()));
+                self.wake_driver_by(now + duration_ms);
             }
             Fault::DeactivateMarket { market, duration_ms } => {
                 if let Some(id) = venue.exchange.market_by_ticker(market) {
                     venue.exchange.deactivate(now, id);
                     venue.timed_restores.push((now + duration_ms, fault.clone()));
+                    self.wake_driver_by(now + duration_ms);
                 }
             }
             _ => {}
@@ -245,6 +297,7 @@ impl Shared {
 
     /// One step of the simulation driver: scheduled faults, restores, the population.
     fn step(&self) {
+        self.counters.driver_steps.fetch_add(1, Ordering::Relaxed);
         let mut venue = self.lock();
         let now = self.clock.now_ms();
         let due: Vec<ScheduledFault> = {
@@ -292,6 +345,7 @@ impl RunningExchange {
     pub fn stop(&mut self) -> anyhow::Result<()> {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         if let Some(h) = self.driver.take() {
+            h.thread().unpark();
             let _ = h.join();
         }
         self.shared.lock().exchange.flush_journal().context("flushing the journal")
@@ -419,6 +473,8 @@ pub async fn start(
         shutdown: AtomicBool::new(false),
         deposited,
         admin_token: info.admin_token.clone(),
+        driver: OnceLock::new(),
+        driver_wake_ms: AtomicU64::new(0),
     });
     shared.lock().exchange.config.epoch_ms = shared.clock.epoch_ms;
 
@@ -430,10 +486,30 @@ pub async fn start(
     let driver = std::thread::Builder::new()
         .name("exchange-sim".into())
         .spawn(move || {
-            while !driver_shared.shutdown.load(Ordering::Relaxed) {
-                driver_shared.step();
-                // 1 ms steps keep simulated traders' timing honest without spinning a core.
-                std::thread::sleep(Duration::from_millis(1));
+            let shared = driver_shared;
+            let _ = shared.driver.set(std::thread::current());
+            while !shared.shutdown.load(Ordering::Relaxed) {
+                shared.step();
+                // Asleep until the next thing is due, not on a fixed tick: the venue shares its
+                // host with the client it serves, and each needless wake-up preempts it.
+                let now = shared.clock.now_ms();
+                let wake = shared
+                    .next_due_ms()
+                    .map_or(now + DRIVER_MAX_SLEEP_MS, |t| t.min(now + DRIVER_MAX_SLEEP_MS));
+                shared.driver_wake_ms.store(wake, Ordering::Release);
+                // Something scheduled between the look-up and this store is caught here.
+                if shared.next_due_ms().is_some_and(|t| t < wake) {
+                    continue;
+                }
+                let deadline = shared.clock.instant_of(wake);
+                let mut left = deadline.saturating_duration_since(Instant::now());
+                while !left.is_zero() && !shared.shutdown.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(left);
+                    if shared.driver_wake_ms.load(Ordering::Acquire) != wake {
+                        break;
+                    }
+                    left = deadline.saturating_duration_since(Instant::now());
+                }
             }
         })
         .context("spawning the simulation driver")?;
