@@ -232,11 +232,12 @@ pub struct ThreadPlan {
 /// hot threads hold them all, the io thread's.
 ///
 /// Why the io core and not the strategy's, measured on two cores against the embedded exchange
-/// (12 and 8 interleaved 20 s spin runs): the exchange's work comes before the bytes the io
-/// thread is waiting for, so it costs that thread little, while on the strategy core it and the
-/// signer's RSA preempt the strategy just as an event lands in its ring. Tick-to-order p50
-/// 20.3 µs against 24.1 (medians), p90 0.45 ms against 2.8. The price is paid by the reader:
-/// decode p99 about 1 ms against 50-90 µs, and tick-to-order p99 6.6 ms against 5.6.
+/// (15 and 8 spin runs of 20 s): the exchange's work comes before the bytes the io thread is
+/// waiting for, so it costs that thread little, while on the strategy core it and the signer's
+/// RSA preempt the strategy just as an event lands in its ring. Medians: tick-to-order p50
+/// 20.4 µs against 24.1, p90 0.47 ms against 2.8 (4 of the 15 runs above 2 ms, all 8 above
+/// 1.5). The price is paid by the reader: decode p99 about 1 ms against 50-90 µs, and
+/// tick-to-order p99 6.6 ms against 5.6.
 fn other_cores(cores: usize, io: Option<usize>, strategy: Option<usize>) -> Vec<usize> {
     if io.is_none() && strategy.is_none() {
         return Vec::new();
