@@ -81,6 +81,10 @@ pub struct RunSummary {
     pub latency: Vec<StageSummary>,
     pub io: IoCounters,
     pub presign_misses: u64,
+    /// Signatures the signer thread made ahead of their requests, and their mean cost: on a
+    /// core it shares, the time an amend held for its order's signature waits.
+    pub presign_signed_ahead: u64,
+    pub presign_mean_sign_us: f64,
     pub events: u64,
     pub commands: u64,
     pub risk_blocks: u64,
@@ -386,6 +390,8 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
             .collect(),
         io: io_report.counters,
         presign_misses: io_report.presign.misses,
+        presign_signed_ahead: io_report.presign.signed_ahead,
+        presign_mean_sign_us: io_report.presign.worker_sign_ns as f64 / 1e3 / io_report.presign.signed_ahead.max(1) as f64,
         events: stats.events,
         commands: stats.commands,
         risk_blocks: stats.risk_blocks,
@@ -531,6 +537,11 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
         s.presign_misses,
         s.io.paced,
         s.io.http_429
+    )?;
+    writeln!(
+        out,
+        "signer     {} signatures made ahead, {:.0} us each on average",
+        s.presign_signed_ahead, s.presign_mean_sign_us
     )?;
     writeln!(out, "latency (us)       count      p50      p90      p99    p99.9      max")?;
     for l in &s.latency {

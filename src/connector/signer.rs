@@ -1086,8 +1086,10 @@ impl Worker {
             // on its own order's signature (missing it means an inline RSA signature on the io
             // thread), while the fixed paths keep a stock many requests deep.
             self.take_requests();
-            self.fill_orders();
-            if self.fill_one_fixed() {
+            // One signature at a time, most urgent first, with new requests taken in between:
+            // an amend asked for now waits behind at most the one signature under way, never
+            // behind a round of refreshes (the holds that set tick-to-order's p90).
+            if self.fill_one_order() || self.fill_one_fixed() {
                 continue;
             }
             if self.stopped() {
@@ -1153,29 +1155,45 @@ impl Worker {
         true
     }
 
-    fn fill_orders(&mut self) {
-        let mut path = Vec::with_capacity(super::codec::PATH_CAPACITY);
-        for i in 0..self.wanted.len() {
-            if self.stopped() {
-                return;
-            }
-            let now = self.clock.now_ms();
-            let w = &self.wanted[i];
-            let due = w.signed_at.is_none_or(|t| now.saturating_sub(t) >= self.refresh_age_ms);
-            if !due {
-                continue;
-            }
-            if self.results.slots() == 0 {
-                self.dropped_orders += 1;
-                return;
-            }
-            let (order, op) = (w.order, w.op);
-            op.write_path(order, &mut path);
-            let headers = self.sign(op.method(), &path);
-            let _ = self.results.push(OrderSigned { order, op, headers });
-            self.wanted[i].signed_at = Some(headers.timestamp_ms());
+    /// Signs the most urgent per-order signature (see [`most_urgent`]); false when none is due.
+    fn fill_one_order(&mut self) -> bool {
+        let now = self.clock.now_ms();
+        let Some(i) = most_urgent(&self.wanted, now, self.refresh_age_ms) else {
+            return false;
+        };
+        if self.results.slots() == 0 {
+            // The io side has not taken in earlier results; the fixed stock gets the turn.
+            self.dropped_orders += 1;
+            return false;
         }
+        let (order, op) = (self.wanted[i].order, self.wanted[i].op);
+        let mut path = Vec::with_capacity(super::codec::PATH_CAPACITY);
+        op.write_path(order, &mut path);
+        let headers = self.sign(op.method(), &path);
+        let _ = self.results.push(OrderSigned { order, op, headers });
+        self.wanted[i].signed_at = Some(headers.timestamp_ms());
+        true
     }
+}
+
+/// Which wanted signature to make next: one never made, amends before the rest (an amend is
+/// the request a resting order gets first, and the io thread holds it until this is made),
+/// in the order asked; then the stalest refresh that is due. None when nothing is due.
+fn most_urgent(wanted: &[Wanted], now_ms: u64, refresh_age_ms: u64) -> Option<usize> {
+    let first_new = |amend: bool| {
+        wanted
+            .iter()
+            .position(|w| w.signed_at.is_none() && (w.op == OrderOp::Amend) == amend)
+    };
+    first_new(true).or_else(|| first_new(false)).or_else(|| {
+        wanted
+            .iter()
+            .enumerate()
+            .filter_map(|(i, w)| w.signed_at.map(|t| (i, t)))
+            .filter(|&(_, t)| now_ms.saturating_sub(t) >= refresh_age_ms)
+            .min_by_key(|&(_, t)| t)
+            .map(|(i, _)| i)
+    })
 }
 
 #[cfg(test)]
@@ -1197,6 +1215,45 @@ mod tests {
             out,
             b"KALSHI-ACCESS-KEY: key-1\r\nKALSHI-ACCESS-TIMESTAMP: 1703123456789\r\nKALSHI-ACCESS-SIGNATURE: c2lnbmF0dXJl\r\n"
         );
+    }
+
+    #[test]
+    fn the_signer_makes_new_amend_signatures_first_then_new_others_then_the_stalest_refresh() {
+        let id = |n: u128| OrderId(n);
+        let w = |n: u128, op: OrderOp, signed_at: Option<u64>| Wanted {
+            order: id(n),
+            op,
+            signed_at,
+        };
+        let refresh = 5_000;
+        let now = 20_000;
+        let mut wanted = vec![
+            w(1, OrderOp::Amend, Some(12_000)),    // refresh due, 8 s old
+            w(1, OrderOp::Decrease, Some(14_000)), // refresh due, 6 s old
+            w(2, OrderOp::Amend, Some(19_000)),    // fresh
+            w(3, OrderOp::Decrease, None),         // new, asked before 4's amend
+            w(4, OrderOp::Amend, None),            // new amend
+            w(5, OrderOp::Amend, None),            // new amend, asked after 4's
+        ];
+        let mut order = Vec::new();
+        while let Some(i) = most_urgent(&wanted, now, refresh) {
+            order.push((wanted[i].order.0, wanted[i].op));
+            wanted[i].signed_at = Some(now);
+        }
+        assert_eq!(
+            order,
+            [
+                (4, OrderOp::Amend),
+                (5, OrderOp::Amend),
+                (3, OrderOp::Decrease),
+                (1, OrderOp::Amend),
+                (1, OrderOp::Decrease),
+            ]
+        );
+        // Nothing is due while everything is fresh; then the oldest (2, signed at 19 s) is.
+        assert_eq!(most_urgent(&wanted, 19_000 + refresh - 1, refresh), None);
+        assert_eq!(most_urgent(&wanted, 19_000 + refresh, refresh), Some(2));
+        assert!(most_urgent(&[], now, refresh).is_none());
     }
 
     #[test]
