@@ -1646,7 +1646,11 @@ fn same_request(fast: &[u8], generic: &[u8]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-fn wire_spec_strategy() -> impl Strategy<Value = (usize, bool, u8, bool, bool, u64, u32, i64, bool)> {
+/// One generated wire case: ticker index, bid, time in force, post only, maker, client id,
+/// price, count, and whether the signature is RSA-2048-sized (else Ed25519-sized).
+type WireCase = (usize, bool, u8, bool, bool, u64, u32, i64, bool);
+
+fn wire_spec_strategy() -> impl Strategy<Value = WireCase> {
     (
         0usize..4,
         any::<bool>(),
@@ -1660,6 +1664,32 @@ fn wire_spec_strategy() -> impl Strategy<Value = (usize, bool, u8, bool, bool, u
     )
 }
 
+/// The order and the auth headers of the `k`th generated case.
+fn wire_case<'a>(case: WireCase, tickers: &[&'a [u8]; 4], k: usize) -> (OrderSpec<'a>, kmm::connector::signer::SignedHeaders) {
+    let (t, bid, tif, post_only, maker, client, price, qty, rsa) = case;
+    let spec = OrderSpec {
+        ticker: tickers[t],
+        client: ClientRef(client),
+        side: if bid { Side::Bid } else { Side::Ask },
+        price: Price(price),
+        qty: Qty(qty),
+        tif: [
+            TimeInForce::GoodTillCanceled,
+            TimeInForce::ImmediateOrCancel,
+            TimeInForce::FillOrKill,
+        ][usize::from(tif)],
+        post_only,
+        stp: if maker {
+            SelfTradePrevention::Maker
+        } else {
+            SelfTradePrevention::TakerAtCross
+        },
+    };
+    let sig = if rsa { vec![b'B'; 344] } else { vec![b'A'; 88] };
+    let auth = kmm::connector::signer::SignedHeaders::new(1_700_000_000_000 + k as u64, &sig).unwrap();
+    (spec, auth)
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
 
@@ -1668,28 +1698,17 @@ proptest! {
     /// same head to the byte, and a body with the same JSON value.
     #[test]
     fn create_wires_write_what_the_generic_path_writes(orders in proptest::collection::vec(wire_spec_strategy(), 1..40)) {
-        use kmm::connector::signer::{write_http_request, SignedHeaders};
+        use kmm::connector::signer::write_http_request;
         const HOST: &[u8] = b"demo-api.kalshi.co";
         const KEY: &[u8] = b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1";
         // A plain ticker, one needing escapes, a long one whose body needs four length digits.
         let long: Vec<u8> = std::iter::repeat_n(b'\x01', 128).collect();
         let tickers: [&[u8]; 4] = [b"KXHIGHNY-26JUN24-T82", b"TEST-LIN", b"Q\"\\\x07-T", &long];
-        let sigs = [vec![b'A'; 88], vec![b'B'; 344]];
         let mut wire = OrderWire::create(HOST, KEY);
         let mut req = RestRequest::new();
         let mut generic = Vec::new();
-        for (k, (t, bid, tif, post_only, maker, client, price, qty, rsa)) in orders.into_iter().enumerate() {
-            let spec = OrderSpec {
-                ticker: tickers[t],
-                client: ClientRef(client),
-                side: if bid { Side::Bid } else { Side::Ask },
-                price: Price(price),
-                qty: Qty(qty),
-                tif: [TimeInForce::GoodTillCanceled, TimeInForce::ImmediateOrCancel, TimeInForce::FillOrKill][usize::from(tif)],
-                post_only,
-                stp: if maker { SelfTradePrevention::Maker } else { SelfTradePrevention::TakerAtCross },
-            };
-            let auth = SignedHeaders::new(1_700_000_000_000 + k as u64, &sigs[usize::from(rsa)]).unwrap();
+        for (k, case) in orders.into_iter().enumerate() {
+            let (spec, auth) = wire_case(case, &tickers, k);
             let mut fast = Vec::new();
             wire.write(&mut fast, &spec, auth.auth_lines());
             encode_create(&mut req, &spec);
@@ -1704,28 +1723,17 @@ proptest! {
     fn amend_wires_write_what_the_generic_path_writes(
         orders in proptest::collection::vec((wire_spec_strategy(), any::<u128>()), 1..40)
     ) {
-        use kmm::connector::signer::{write_http_request, SignedHeaders};
+        use kmm::connector::signer::write_http_request;
         const HOST: &[u8] = b"api.elections.kalshi.com";
         const KEY: &[u8] = b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1";
         let long: Vec<u8> = std::iter::repeat_n(b'x', 128).collect();
         let tickers: [&[u8]; 4] = [b"KXHIGHNY-26JUN24-T82", b"TEST-LIN", b"Q\"\\\x07-T", &long];
-        let sigs = [vec![b'A'; 88], vec![b'B'; 344]];
         let mut wire = OrderWire::amend(HOST, KEY);
         let mut req = RestRequest::new();
         let mut generic = Vec::new();
-        for (k, ((t, bid, tif, post_only, maker, client, price, qty, rsa), id)) in orders.into_iter().enumerate() {
+        for (k, (case, id)) in orders.into_iter().enumerate() {
             // An amend's own flags are not in its request: whatever the spec says is ignored.
-            let spec = OrderSpec {
-                ticker: tickers[t],
-                client: ClientRef(client),
-                side: if bid { Side::Bid } else { Side::Ask },
-                price: Price(price),
-                qty: Qty(qty),
-                tif: [TimeInForce::GoodTillCanceled, TimeInForce::ImmediateOrCancel, TimeInForce::FillOrKill][usize::from(tif)],
-                post_only,
-                stp: if maker { SelfTradePrevention::Maker } else { SelfTradePrevention::TakerAtCross },
-            };
-            let auth = SignedHeaders::new(1_700_000_000_000 + k as u64, &sigs[usize::from(rsa)]).unwrap();
+            let (spec, auth) = wire_case(case, &tickers, k);
             let mut fast = Vec::new();
             wire.write_amend(&mut fast, OrderId(id), &spec, auth.auth_lines());
             encode_amend(&mut req, OrderId(id), spec.ticker, spec.client, spec.side, spec.price, spec.qty);
