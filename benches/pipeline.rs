@@ -15,6 +15,11 @@
 //! ones that move a touch our quote follows); each command is answered by a venue stand-in,
 //! untimed, so quoting continues. Prints p50/p90/p99/p99.9 over 50,000 round trips, with the
 //! stages inside (ring to strategy, decide, back to the io side), and criterion's mean.
+//!
+//! Then the same rig runs paced: each event waits [`PACED_GAP`] behind the last, the spacing of
+//! the live feed's bursts, while the stand-in spins and the strategy spins and rehearses as it
+//! does live. The ratio of the two p50s, from one run, is what the time between events costs
+//! the same code on this host (`benches/host.rs` measures the host side of it alone).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use hdrhistogram::Histogram;
@@ -33,6 +38,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 const MARKETS: usize = 4;
 const ROUND_TRIPS: usize = 50_000;
 const WARM_UP_EVENTS: usize = 20_000;
+/// About the time between the live feed's bursts (the default scenario gives 40-50 a second).
+const PACED_GAP: Duration = Duration::from_millis(20);
+/// The paced phase stops at this many counted round trips or after [`PACED_FOR`].
+const PACED_ROUND_TRIPS: usize = 200;
+const PACED_FOR: Duration = Duration::from_secs(10);
 /// A no-op for the strategy (no book, no decision): marks the end of a batch in the ring.
 const MARKER: EventBody = EventBody::Ticker {
     market: 0,
@@ -63,6 +73,7 @@ struct Rig {
     /// Answers to push back, reused.
     answers: Vec<EventBody>,
     commands_seen: u64,
+    warm_ticks: u64,
 }
 
 impl Rig {
@@ -109,6 +120,7 @@ impl Rig {
             pinned,
             answers: Vec::with_capacity(1024),
             commands_seen: 0,
+            warm_ticks: (clock.ticks_per_us * 50.0) as u64,
         };
         let mut snapshot = Vec::new();
         rig.feed.start(|ev| snapshot.push(ev));
@@ -210,6 +222,31 @@ impl Rig {
         }
     }
 
+    /// The next round trip that caused a command, each event sent `gap` after the previous
+    /// one settled. The stand-in spins on the clock meanwhile, touching nothing, as the io
+    /// thread spins on its poll between bursts.
+    fn paced_round_trip(&mut self, gap_ticks: u64) -> Trip {
+        loop {
+            let until = tsc() + gap_ticks;
+            let mut next_warm = 0;
+            loop {
+                let now = tsc();
+                if now >= until {
+                    break;
+                }
+                if now >= next_warm {
+                    // As the io thread does while it waits for the market.
+                    runtime::warm_next_slots(&mut self.events, 8);
+                    next_warm = now + self.warm_ticks;
+                }
+                std::hint::spin_loop();
+            }
+            if let Some(t) = self.step() {
+                return t;
+            }
+        }
+    }
+
     fn stop(&mut self) -> StrategyRun {
         self.control.take();
         // Dropping the producer closes the ring; the loop returns the strategy.
@@ -271,6 +308,35 @@ fn pipeline(c: &mut Criterion) {
     print_hist("  ring to strategy", &to_strategy);
     print_hist("  decide (on_event)", &decide);
     print_hist("  ring to io", &to_io);
+
+    let (mut paced, mut paced_to_strategy, mut paced_decide, mut paced_to_io) = (new_hist(), new_hist(), new_hist(), new_hist());
+    let gap_ticks = (clock.ticks_per_us * PACED_GAP.as_micros() as f64) as u64;
+    let paced_started = Instant::now();
+    while paced.len() < PACED_ROUND_TRIPS as u64 && paced_started.elapsed() < PACED_FOR {
+        let t = rig.paced_round_trip(gap_ticks);
+        for (h, ticks) in [
+            (&mut paced, t.total),
+            (&mut paced_to_strategy, t.to_strategy),
+            (&mut paced_decide, t.decide),
+            (&mut paced_to_io, t.to_io),
+        ] {
+            h.saturating_record(clock.ticks_to_ns(ticks).max(1));
+        }
+    }
+    println!(
+        "paced: {} round trips, each event {} ms after the last; ns:",
+        paced.len(),
+        PACED_GAP.as_millis()
+    );
+    print_hist("event -> command", &paced);
+    print_hist("  ring to strategy", &paced_to_strategy);
+    print_hist("  decide (on_event)", &paced_decide);
+    print_hist("  ring to io", &paced_to_io);
+    println!(
+        "paced / back-to-back p50: {:.1}x (event -> command), {:.1}x (decide)",
+        paced.value_at_quantile(0.5) as f64 / total.value_at_quantile(0.5).max(1) as f64,
+        paced_decide.value_at_quantile(0.5) as f64 / decide.value_at_quantile(0.5).max(1) as f64
+    );
 
     let mut g = c.benchmark_group("pipeline");
     // Most events cause no command, so the wall time per counted round trip is many times the
