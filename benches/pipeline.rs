@@ -261,6 +261,44 @@ impl Rig {
     }
 }
 
+/// One histogram per stage of a round trip, in ns.
+struct TripHists {
+    total: Histogram<u64>,
+    to_strategy: Histogram<u64>,
+    decide: Histogram<u64>,
+    to_io: Histogram<u64>,
+}
+
+impl TripHists {
+    fn new() -> TripHists {
+        let new_hist = || Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
+        TripHists {
+            total: new_hist(),
+            to_strategy: new_hist(),
+            decide: new_hist(),
+            to_io: new_hist(),
+        }
+    }
+
+    fn record(&mut self, t: &Trip, clock: TscClock) {
+        for (h, ticks) in [
+            (&mut self.total, t.total),
+            (&mut self.to_strategy, t.to_strategy),
+            (&mut self.decide, t.decide),
+            (&mut self.to_io, t.to_io),
+        ] {
+            h.saturating_record(clock.ticks_to_ns(ticks).max(1));
+        }
+    }
+
+    fn print(&self) {
+        print_hist("event -> command", &self.total);
+        print_hist("  ring to strategy", &self.to_strategy);
+        print_hist("  decide (on_event)", &self.decide);
+        print_hist("  ring to io", &self.to_io);
+    }
+}
+
 fn print_hist(name: &str, h: &Histogram<u64>) {
     println!(
         "  {name:24} n={:6} mean={:7.0} p50={:6} p90={:6} p99={:6} p99.9={:7} max={:8}",
@@ -278,20 +316,11 @@ fn pipeline(c: &mut Criterion) {
     let clock = TscClock::calibrate(Duration::from_millis(20));
     let mut rig = Rig::start(clock);
 
-    let new_hist = || Histogram::<u64>::new_with_bounds(1, 1_000_000_000, 3).unwrap();
-    let (mut total, mut to_strategy, mut decide, mut to_io) = (new_hist(), new_hist(), new_hist(), new_hist());
+    let mut back_to_back = TripHists::new();
     let started = Instant::now();
     let events_before = rig.feed.now_ms;
     for _ in 0..ROUND_TRIPS {
-        let t = rig.round_trip();
-        for (h, ticks) in [
-            (&mut total, t.total),
-            (&mut to_strategy, t.to_strategy),
-            (&mut decide, t.decide),
-            (&mut to_io, t.to_io),
-        ] {
-            h.saturating_record(clock.ticks_to_ns(ticks).max(1));
-        }
+        back_to_back.record(&rig.round_trip(), clock);
     }
     let events = (rig.feed.now_ms - events_before) / 5;
     println!(
@@ -304,38 +333,25 @@ fn pipeline(c: &mut Criterion) {
             "unpinned"
         }
     );
-    print_hist("event -> command", &total);
-    print_hist("  ring to strategy", &to_strategy);
-    print_hist("  decide (on_event)", &decide);
-    print_hist("  ring to io", &to_io);
+    back_to_back.print();
 
-    let (mut paced, mut paced_to_strategy, mut paced_decide, mut paced_to_io) = (new_hist(), new_hist(), new_hist(), new_hist());
+    let mut paced = TripHists::new();
     let gap_ticks = (clock.ticks_per_us * PACED_GAP.as_micros() as f64) as u64;
     let paced_started = Instant::now();
-    while paced.len() < PACED_ROUND_TRIPS as u64 && paced_started.elapsed() < PACED_FOR {
-        let t = rig.paced_round_trip(gap_ticks);
-        for (h, ticks) in [
-            (&mut paced, t.total),
-            (&mut paced_to_strategy, t.to_strategy),
-            (&mut paced_decide, t.decide),
-            (&mut paced_to_io, t.to_io),
-        ] {
-            h.saturating_record(clock.ticks_to_ns(ticks).max(1));
-        }
+    while paced.total.len() < PACED_ROUND_TRIPS as u64 && paced_started.elapsed() < PACED_FOR {
+        paced.record(&rig.paced_round_trip(gap_ticks), clock);
     }
     println!(
         "paced: {} round trips, each event {} ms after the last; ns:",
-        paced.len(),
+        paced.total.len(),
         PACED_GAP.as_millis()
     );
-    print_hist("event -> command", &paced);
-    print_hist("  ring to strategy", &paced_to_strategy);
-    print_hist("  decide (on_event)", &paced_decide);
-    print_hist("  ring to io", &paced_to_io);
+    paced.print();
+    let p50_ratio = |a: &Histogram<u64>, b: &Histogram<u64>| a.value_at_quantile(0.5) as f64 / b.value_at_quantile(0.5).max(1) as f64;
     println!(
         "paced / back-to-back p50: {:.1}x (event -> command), {:.1}x (decide)",
-        paced.value_at_quantile(0.5) as f64 / total.value_at_quantile(0.5).max(1) as f64,
-        paced_decide.value_at_quantile(0.5) as f64 / decide.value_at_quantile(0.5).max(1) as f64
+        p50_ratio(&paced.total, &back_to_back.total),
+        p50_ratio(&paced.decide, &back_to_back.decide)
     );
 
     let mut g = c.benchmark_group("pipeline");
