@@ -278,6 +278,8 @@ pub struct MiniVenue {
     next_order: u128,
     rng: Rng,
     fill_one_in: u64,
+    /// One ack in this many fills half the order and leaves the rest resting (0: never).
+    partial_one_in: u64,
     positions: Vec<i64>,
     /// Answers waiting to be delivered.
     out: [EventBody; 8],
@@ -292,11 +294,19 @@ impl MiniVenue {
             next_order: 1,
             rng: Rng::new(seed ^ 0x9e37_79b9),
             fill_one_in,
+            partial_one_in: 0,
             positions: vec![0; markets],
             out: [EventBody::Connected; 8],
             out_len: 0,
             fills: 0,
         }
+    }
+
+    /// Also fills half of one order in `one_in` at its ack, leaving the rest resting: the
+    /// partial fills that make a quote shrink in place.
+    pub fn with_partial_fills(mut self, one_in: u64) -> MiniVenue {
+        self.partial_one_in = one_in;
+        self
     }
 
     fn push(&mut self, body: EventBody) {
@@ -393,14 +403,34 @@ impl MiniVenue {
     fn maybe_fill(&mut self, i: usize) {
         if i < self.resting.len() && self.rng.below(self.fill_one_in) == 0 {
             self.fill_at(i);
+        } else if i < self.resting.len() && self.partial_one_in > 0 && self.rng.below(self.partial_one_in) == 0 {
+            self.fill_half(i);
         }
     }
 
-    fn fill_at(&mut self, i: usize) {
-        let mut r = self.resting.swap_remove(i);
-        let qty = r.remaining;
-        r.filled = Qty(r.filled.0 + qty.0);
-        r.remaining = Qty(0);
+    fn fill_half(&mut self, i: usize) {
+        let half = Qty(self.resting[i].remaining.0 / 200 * 100);
+        if half.0 == 0 {
+            return;
+        }
+        let r = &mut self.resting[i];
+        r.filled = Qty(r.filled.0 + half.0);
+        r.remaining = Qty(r.remaining.0 - half.0);
+        let r = *r;
+        self.fill_event(&r, half);
+        self.push(EventBody::OrderUpdate {
+            market: r.market,
+            client: r.client,
+            order: r.order,
+            status: OrderStatus::Resting,
+            side: r.side,
+            price: r.price,
+            remaining: r.remaining,
+            filled: r.filled,
+        });
+    }
+
+    fn fill_event(&mut self, r: &Resting, qty: Qty) {
         let slot = &mut self.positions[usize::from(r.market)];
         *slot += match r.side {
             Side::Bid => qty.0,
@@ -419,6 +449,14 @@ impl MiniVenue {
             fee: Money(0),
             post_position: Qty(pos),
         });
+    }
+
+    fn fill_at(&mut self, i: usize) {
+        let mut r = self.resting.swap_remove(i);
+        let qty = r.remaining;
+        r.filled = Qty(r.filled.0 + qty.0);
+        r.remaining = Qty(0);
+        self.fill_event(&r, qty);
         self.push(EventBody::OrderUpdate {
             market: r.market,
             client: r.client,
@@ -430,4 +468,56 @@ impl MiniVenue {
             filled: r.filled,
         });
     }
+}
+
+/// Event constructors for tests and recorded streams, so a test names what it means and not
+/// every field the event carries (fields added later get their neutral value here, once).
+pub fn trade(market: MarketIdx, yes_price: Price, qty: Qty, taker: Side) -> EventBody {
+    EventBody::Trade {
+        market,
+        yes_price,
+        qty,
+        taker,
+    }
+}
+
+/// One of our fills as the exchange reports it.
+#[allow(clippy::too_many_arguments)]
+pub fn fill(
+    market: MarketIdx,
+    client: ClientRef,
+    order: OrderId,
+    side: Side,
+    yes_price: Price,
+    qty: Qty,
+    is_taker: bool,
+    fee: Money,
+    post_position: Qty,
+) -> EventBody {
+    EventBody::Fill {
+        market,
+        client,
+        order,
+        side,
+        yes_price,
+        qty,
+        is_taker,
+        fee,
+        post_position,
+    }
+}
+
+/// The Kalshi feed's book for `market` is stale until its next snapshot.
+pub fn stale(market: MarketIdx) -> EventBody {
+    EventBody::Stale { market }
+}
+
+/// The Kalshi feed connected (and, after a disconnect, the open orders were listed again).
+pub fn connected() -> EventBody {
+    EventBody::Connected
+}
+
+/// The Kalshi feed dropped.
+pub fn disconnected() -> EventBody {
+    EventBody::Disconnected
 }
