@@ -5,10 +5,10 @@
 //! time a pair (remove the best, then add it back as a new best): halve the figure per delta.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
+use kalshi_proto::ladder::LevelStructure;
 use kmm::event::{EventBody, Price, Qty, Side};
 use kmm::ladder::{FeeRates, MarketLadder, Tick};
 use kmm::orderbook::{Apply, Book, Books};
-use local_exchange::ladder::LevelStructure;
 
 /// A live book with `depth` levels of 100 contracts each side of the middle of the ladder.
 fn book(structure: LevelStructure, depth: u16) -> Book {

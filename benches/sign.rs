@@ -9,10 +9,10 @@
 //! asserted at the end.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use kalshi_proto::auth::{generate_account_key, KeyKind, Signer};
 use kmm::connector::codec::{encode_amend, encode_create, Method, OrderSpec, OrderWire, RestRequest, SelfTradePrevention, ORDERS_PATH};
 use kmm::connector::signer::{sign, write_http_request, FixedPath, PresignConfig, Presigner, WallClock};
 use kmm::event::{ClientRef, OrderId, Price, Qty, Side, TimeInForce};
-use local_exchange::auth::{generate_account_key, KeyKind, Signer};
 use std::hint::black_box;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -10,6 +10,7 @@
 use crate::config::Config;
 use crate::connector::io::{self as io, Control, IoCounters, IoSetup};
 use crate::connector::venue::{self, VenueConfig};
+use crate::embedded::EmbeddedVenue;
 use crate::event::{Command, Event, MarketIdx, Money, Qty};
 use crate::logger::{self, LogConfig};
 use crate::metrics::{IntervalLog, Stage, StageHistograms, Summary, TscClock};
@@ -126,25 +127,7 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
     // --- the venue
     let mut embedded = None;
     let venue = if cfg.embedded_exchange() {
-        let scenario = match &cfg.scenario {
-            Some(p) => local_exchange::scenario::Scenario::load(p)?,
-            None => local_exchange::scenario::Scenario::default_calm(),
-        };
-        let server = local_exchange::server::ServerConfig {
-            state_dir: cfg.log_dir.join("exchange"),
-            seed: cfg.seed,
-            ..Default::default()
-        };
-        let opts = local_exchange::cli::LaunchOptions {
-            server,
-            journal: None,
-            tier_override: None,
-        };
-        let running = tokio
-            .block_on(local_exchange::cli::launch(&scenario, opts))
-            .context("starting the embedded local exchange")?;
-        let info_path = cfg.log_dir.join("exchange").join("info.json");
-        local_exchange::server::write_info(&info_path, &running.info)?;
+        let (running, info_path) = EmbeddedVenue::start(&cfg, &tokio)?;
         let v = VenueConfig::from_info_file(&info_path, cfg.account)?;
         embedded = Some(running);
         v
@@ -410,7 +393,7 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
         let text = serde_json::to_string_pretty(&summary)?;
         std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
-    if let Some(mut ex) = embedded {
+    if let Some(ex) = embedded {
         ex.stop()?;
     }
     tokio.shutdown_timeout(Duration::from_secs(1));

@@ -401,7 +401,7 @@ fn switch(on: bool, off: bool) -> Option<bool> {
 
 /// Parses `90`, `90s`, `1500ms`, `15m`, `2h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    local_exchange::cli::parse_duration(text)
+    kalshi_proto::args::parse_duration(text)
 }
 
 // ---------------------------------------------------------------- defaults

@@ -6,8 +6,9 @@
 //! snapshot arrives as `BookClear`, one `BookLevel` per level, then `BookSnapshotEnd`.
 //! Book prices are always on the YES scale: a NO bid at p is carried as a YES ask at 1 - p.
 
-pub use local_exchange::book::Side;
-pub use local_exchange::units::{Money, Price, Qty};
+pub use kalshi_proto::order::{OrderStatus, TimeInForce};
+pub use kalshi_proto::units::{Money, Price, Qty};
+pub use kalshi_proto::Side;
 
 /// A market's small index, interned from its ticker at subscribe time.
 pub type MarketIdx = u16;
@@ -113,13 +114,6 @@ pub struct Stamp {
     pub decoded_tsc: u64,
     /// TSC when the event was parsed and pushed.
     pub parsed_tsc: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum OrderStatus {
-    Resting,
-    Canceled,
-    Executed,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -269,13 +263,6 @@ pub enum EventBody {
 pub struct Event {
     pub stamp: Stamp,
     pub body: EventBody,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeInForce {
-    GoodTillCanceled,
-    ImmediateOrCancel,
-    FillOrKill,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1639,7 +1639,7 @@ impl Orders {
 mod tests {
     use super::*;
     use crate::ladder::FeeRates;
-    use local_exchange::ladder::LevelStructure;
+    use kalshi_proto::ladder::LevelStructure;
     use proptest::prelude::*;
 
     /// `exposure` as it was before the side index: a scan over every open and settling order.

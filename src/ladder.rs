@@ -15,8 +15,8 @@
 //!   single instructions and a multiply is one widening `mul` plus a shift.
 
 use fixed::types::I32F32;
-use local_exchange::ladder::{LevelStructure, PriceRange, TickLadder};
-use local_exchange::units::{DecimalError, Money, Price, Qty, PRICE_SCALE};
+use kalshi_proto::ladder::{LevelStructure, PriceRange, TickLadder};
+use kalshi_proto::units::{DecimalError, Money, Price, Qty, PRICE_SCALE};
 use std::fmt;
 
 /// The model's fixed-point number (see the module docs for why 32.32).

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod config;
 pub mod connector;
+pub mod embedded;
 pub mod event;
 pub mod execution;
 pub mod ladder;

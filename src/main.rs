@@ -31,7 +31,13 @@ fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().collect();
     let program = args.first().cloned().unwrap_or_else(|| "kmm".into());
     match args.get(1).and_then(|a| a.to_str()) {
+        #[cfg(feature = "embedded-venue")]
         Some("exchange") => local_exchange::cli::main_from(std::iter::once(program).chain(args.into_iter().skip(2))),
+        #[cfg(not(feature = "embedded-venue"))]
+        Some("exchange") => {
+            eprintln!("kmm: this build has no local exchange (cargo feature `embedded-venue`)");
+            ExitCode::from(2)
+        }
         Some("latency-report") => latency_report(std::iter::once(OsString::from("kmm latency-report")).chain(args.into_iter().skip(2))),
         Some("run") => trade(std::iter::once(program).chain(args.into_iter().skip(2))),
         _ => trade(args),

@@ -22,7 +22,7 @@
 
 use crate::event::{Price, Qty};
 
-use local_exchange::ladder::TickLadder;
+use kalshi_proto::ladder::TickLadder;
 
 pub use crate::ladder::Fx;
 
@@ -360,7 +360,7 @@ impl IntensityEstimator {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use local_exchange::ladder::LevelStructure;
+    use kalshi_proto::ladder::LevelStructure;
 
     fn setup(params: &StoikovParams, tau_s: f64) -> (TickLadder, RiskTable) {
         let ladder = TickLadder::new(LevelStructure::LinearCent);

@@ -11,7 +11,7 @@
 use crate::event::{ClientRef, CommandBody, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp};
 use crate::ladder::{FeeRates, MarketLadder};
 use crate::strategy::MarketSetup;
-use local_exchange::ladder::LevelStructure;
+use kalshi_proto::ladder::LevelStructure;
 
 /// xorshift64*: tiny, deterministic, good enough for test traffic.
 #[derive(Clone, Copy, Debug)]

@@ -1083,9 +1083,9 @@ fn decoding_and_encoding_allocate_nothing_after_warm_up() {
 // ------------------------------------------------------------------ encoders vs the local exchange's parsers
 
 mod venue {
+    use kalshi_proto::ladder::LevelStructure;
+    use kalshi_proto::units::Money;
     use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec};
-    use local_exchange::ladder::LevelStructure;
-    use local_exchange::units::Money;
 
     pub fn exchange() -> Exchange {
         let mut ex = Exchange::new(ExchangeConfig::default());
@@ -1111,7 +1111,8 @@ mod venue {
     }
 }
 
-use local_exchange::engine::{Reduce, SelfTradePrevention as LxStp, TimeInForce as LxTif};
+use kalshi_proto::order::{SelfTradePrevention as LxStp, TimeInForce as LxTif};
+use local_exchange::engine::Reduce;
 use local_exchange::server::rest::{parse_batch_cancel_request, parse_decrease_request, parse_order_request, OrderFamily};
 
 fn lx_tif(t: TimeInForce) -> LxTif {
@@ -1277,7 +1278,7 @@ fn ws_commands_are_the_documented_json() {
 mod live {
     use super::*;
     use futures_util::{SinkExt, StreamExt};
-    use local_exchange::auth::Signer;
+    use kalshi_proto::auth::Signer;
     use local_exchange::engine::NewOrder;
     use local_exchange::server::{self, Clock, NoPopulation, ServerConfig};
     use std::collections::BTreeMap;
@@ -1416,7 +1417,7 @@ mod live {
     async fn our_frames_and_requests_against_the_local_exchange() {
         let ex = venue::exchange();
         let mut ex = ex;
-        let lp = ex.add_account("lp".into(), local_exchange::units::Money::from_cents(1_000_000_000), true);
+        let lp = ex.add_account("lp".into(), kalshi_proto::units::Money::from_cents(1_000_000_000), true);
         let config = ServerConfig {
             tls: false,
             accounts: 1,

@@ -1,10 +1,10 @@
 //! Execution: order tracking from acks, rejects, updates and fills in every order they can
 //! arrive in, and quote diffing into the fewest requests.
 
+use kalshi_proto::ladder::LevelStructure;
 use kmm::event::{ClientRef, CommandBody, EventBody, OrderId, OrderStatus, Price, Qty, RejectReason, Side, TimeInForce};
 use kmm::execution::{ClientIds, Desired, ExecParams, OrderState, Orders, Refusal};
 use kmm::ladder::{FeeRates, MarketLadder};
-use local_exchange::ladder::LevelStructure;
 
 const M: u16 = 0;
 

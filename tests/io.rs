@@ -2,6 +2,10 @@
 //! subscribe and snapshot; order entry and batching; seq-gap recovery; reconnect with resync;
 //! shutdown leaving nothing resting. Waits use generous deadlines, never timing assertions.
 
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::ratelimit::Tier;
+use kalshi_proto::units::Money;
+use kalshi_proto::Side as ExSide;
 use kmm::connector::http::BlockingClient;
 use kmm::connector::io::{self, Control, IoReport, IoSetup};
 use kmm::connector::venue::{self, VenueConfig};
@@ -11,13 +15,9 @@ use kmm::event::{
 use kmm::logger::{self, LogConfig, Logger};
 use kmm::metrics::TscClock;
 use kmm::poll::PollMode;
-use local_exchange::book::Side as ExSide;
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder};
 use local_exchange::faults::Fault;
-use local_exchange::ladder::LevelStructure;
-use local_exchange::server::ratelimit::Tier;
 use local_exchange::server::{self, NoPopulation, RunningExchange, ServerConfig};
-use local_exchange::units::Money;
 use std::time::{Duration, Instant};
 
 const TICKERS: [&str; 3] = ["IO-LIN", "IO-DECI", "IO-TAPER"];
@@ -64,7 +64,7 @@ fn start_with(poll: PollMode, preload: &[Command], tweak: impl FnOnce(&mut IoSet
     let state_dir = std::env::temp_dir().join(format!(
         "kmm-io-test-{}-{}",
         std::process::id(),
-        local_exchange::auth::random_key_id()
+        kalshi_proto::auth::random_key_id()
     ));
     let (running, lp) = rt.block_on(async {
         let mut ex = Exchange::new(ExchangeConfig::default());
@@ -201,8 +201,8 @@ impl Harness {
                     lp,
                     m,
                     side,
-                    local_exchange::units::Price::parse(price).unwrap(),
-                    local_exchange::units::Qty::parse(count).unwrap(),
+                    kalshi_proto::units::Price::parse(price).unwrap(),
+                    kalshi_proto::units::Qty::parse(count).unwrap(),
                 ),
             )
             .unwrap();

@@ -2,10 +2,10 @@
 //! failures and recovery, a model-based proptest, ladder tables, fees, price_ranges parsing, and
 //! a proof that applying events does not allocate.
 
+use kalshi_proto::ladder::LevelStructure;
 use kmm::event::{EventBody, Money, Price, Qty, Side};
 use kmm::ladder::{order_fee, FeeRates, Fx, LadderError, Logit, MarketLadder, Prob, RangeText, Snap, Tick};
 use kmm::orderbook::{Apply, Book, BookState, Books, Integrity};
-use local_exchange::ladder::LevelStructure;
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -908,7 +908,7 @@ fn price_ranges_errors_name_the_bad_range() {
                 range: 1,
                 field: "end",
                 text: "abc".into(),
-                error: local_exchange::units::DecimalError::NotANumber,
+                error: kalshi_proto::units::DecimalError::NotANumber,
             },
             "price_ranges[1].end \"abc\": not a decimal number",
         ),
@@ -918,7 +918,7 @@ fn price_ranges_errors_name_the_bad_range() {
                 range: 0,
                 field: "end",
                 text: "1.5000".into(),
-                error: local_exchange::units::DecimalError::OutOfRange,
+                error: kalshi_proto::units::DecimalError::OutOfRange,
             },
             "price_ranges[0].end \"1.5000\": outside $0..$1",
         ),
@@ -928,7 +928,7 @@ fn price_ranges_errors_name_the_bad_range() {
                 range: 0,
                 field: "step",
                 text: "0.00001".into(),
-                error: local_exchange::units::DecimalError::TooManyDecimals,
+                error: kalshi_proto::units::DecimalError::TooManyDecimals,
             },
             "price_ranges[0].step \"0.00001\"",
         ),

@@ -8,6 +8,10 @@
 //! Also: malformed bodies never panic and still answer every item once (proptest), and the
 //! order-reply parser allocates nothing (counting allocator).
 
+use kalshi_proto::auth::Signer;
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::ratelimit::Tier;
+use kalshi_proto::units::Money;
 use kmm::connector::codec::encode_amend;
 use kmm::connector::codec::{
     encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_create, encode_decrease, Decoder, Interner, Method,
@@ -21,13 +25,9 @@ use kmm::connector::replies::{
 use kmm::connector::signer::{write_http_request, FixedPath, OrderOp, PresignConfig, Presigner};
 use kmm::event::{Channel, ClientRef, Event, EventBody, OrderId, OrderStatus, Price, Qty, RejectReason, Side, Stamp, TimeInForce};
 use kmm::ladder::FeeRates;
-use local_exchange::auth::Signer;
 use local_exchange::book::AccountId;
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder};
-use local_exchange::ladder::LevelStructure;
-use local_exchange::server::ratelimit::Tier;
 use local_exchange::server::{self, NoPopulation, RunningExchange, ServerConfig};
-use local_exchange::units::Money;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -117,7 +117,7 @@ fn start(tier: Tier, accounts: usize) -> Venue {
         state_dir: std::env::temp_dir().join(format!(
             "kmm-replies-{}-{}",
             std::process::id(),
-            local_exchange::auth::random_key_id()
+            kalshi_proto::auth::random_key_id()
         )),
         ..ServerConfig::default()
     };
@@ -200,8 +200,8 @@ impl Venue {
                     self.lp,
                     m,
                     side,
-                    local_exchange::units::Price::parse(price).unwrap(),
-                    local_exchange::units::Qty::parse(count).unwrap(),
+                    kalshi_proto::units::Price::parse(price).unwrap(),
+                    kalshi_proto::units::Qty::parse(count).unwrap(),
                 ),
             )
             .unwrap();
@@ -321,7 +321,7 @@ fn every_reply_kind_from_a_running_exchange() {
         (DECI, LevelStructure::DeciCent),
         (TAPER, LevelStructure::TaperedDeciCent),
     ] {
-        let ticks = local_exchange::ladder::TickLadder::new(structure).len();
+        let ticks = kalshi_proto::ladder::TickLadder::new(structure).len();
         let (st, body) = v.get(0, &format!("/markets/{ticker}"));
         assert_eq!(st, 200);
         let m = parse_market(&body, FeeRates::quadratic(10_000)).unwrap();

@@ -2,11 +2,11 @@
 //! switch's trips and re-arms, and a property test that drives execution and risk against a
 //! model exchange whose replies and feed messages race each other.
 
+use kalshi_proto::ladder::LevelStructure;
 use kmm::event::{ClientRef, CommandBody, EventBody, Money, OrderId, OrderStatus, Price, Qty, RejectReason, Side, TimeInForce};
 use kmm::execution::{ClientIds, Desired, ExecParams, Exposure, Orders};
 use kmm::ladder::{FeeRates, MarketLadder};
 use kmm::risk::{KillReason, Risk, RiskBlock, RiskLimits};
-use local_exchange::ladder::LevelStructure;
 use proptest::prelude::*;
 use std::collections::{BTreeMap, VecDeque};
 

@@ -30,7 +30,7 @@
 use crate::event::{
     Channel, ClientRef, Event, EventBody, Lifecycle, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp, TimeInForce,
 };
-use local_exchange::units::parse_scaled;
+use kalshi_proto::units::parse_scaled;
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -2366,7 +2366,7 @@ impl RestRequest {
 }
 
 /// The exchange's own type: same variants and wire names on both sides of the protocol.
-pub use local_exchange::engine::SelfTradePrevention;
+pub use kalshi_proto::order::SelfTradePrevention;
 
 pub fn tif_name(t: TimeInForce) -> &'static str {
     match t {

@@ -12,7 +12,7 @@ use super::codec::Method;
 use super::net::{tls_config, Endpoint, NetStream};
 use crate::metrics::tsc;
 use anyhow::{anyhow, bail, Context};
-use local_exchange::auth::Signer;
+use kalshi_proto::auth::Signer;
 use mio::{Registry, Token};
 use rustls::ClientConfig;
 use std::collections::VecDeque;

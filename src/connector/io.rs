@@ -38,7 +38,7 @@ use crate::logger::{LogBody, LogProducer};
 use crate::metrics::{tsc, Stage, StageHistograms, TscClock};
 use crate::poll::{Idle, PollMode};
 use anyhow::{anyhow, Context};
-use local_exchange::auth::Signer;
+use kalshi_proto::auth::Signer;
 use mio::{Events, Poll, Token};
 use std::collections::HashMap;
 use std::fmt;

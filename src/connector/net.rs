@@ -100,7 +100,7 @@ impl Endpoint {
 /// Kalshi). HTTP/1.1 is offered via ALPN (both REST and the WebSocket upgrade speak it).
 pub fn tls_config(ca_pem: Option<&str>) -> anyhow::Result<Arc<ClientConfig>> {
     if let Some(pem) = ca_pem {
-        return local_exchange::tls::client_config(pem);
+        return kalshi_proto::tls::client_config(pem);
     }
     let roots = RootCertStore {
         roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),

@@ -4,7 +4,7 @@
 //! Kalshi (since 2026-04-23) gives each account a read and a write bucket, refilled at the
 //! tier's rate; each request costs tokens by endpoint (V2 create and amend 10, cancel and
 //! decrease 2, reads 10, single-order reads 2), and a batch costs per item and must fit whole.
-//! The local exchange models the same tiers (`local_exchange::server::ratelimit`). It charges a
+//! The local exchange models the same tiers (`kalshi_proto::ratelimit`). It charges a
 //! batch as one request; kmm charges per item, as Kalshi documents, so it is never the one
 //! that is wrong on the real venue.
 //!
@@ -19,7 +19,7 @@
 
 use super::codec::{Method, BATCH_PATH, ORDERS_PATH};
 use crate::event::CommandBody;
-pub use local_exchange::server::ratelimit::Tier;
+pub use kalshi_proto::ratelimit::Tier;
 
 /// What a request is, for its bucket and cost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

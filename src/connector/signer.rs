@@ -22,12 +22,12 @@
 //! and [`Presigner::maintain`] retires stock older than [`PresignConfig::refresh_age_ms`] so
 //! the worker replaces it long before it would be refused.
 //!
-//! Secrets: the private key stays inside [`local_exchange::auth::Signer`]; signatures are
+//! Secrets: the private key stays inside [`kalshi_proto::auth::Signer`]; signatures are
 //! short-lived bearer credentials, so `Debug` output shows their timestamps and lengths only.
 
 use super::codec::{Method, OrderSpec, OrderWire, RestRequest, BATCH_PATH, ORDERS_PATH};
 use crate::event::OrderId;
-use local_exchange::auth::{KeyKind, Signer};
+use kalshi_proto::auth::{KeyKind, Signer};
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
@@ -1480,7 +1480,7 @@ mod tests {
         assert!(verifies(&real, unstocked));
     }
 
-    use local_exchange::auth::{generate_account_key, AccountKey, KeyKind, Verifier};
+    use kalshi_proto::auth::{generate_account_key, AccountKey, KeyKind, Verifier};
     use std::sync::OnceLock;
     use std::time::Instant;
 

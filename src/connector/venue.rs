@@ -9,8 +9,8 @@ use super::http::{BlockingClient, BlockingResponse};
 use crate::event::{ClientRef, Money, OrderId, Price, Qty, Side};
 use crate::ladder::{FeeRates, MarketLadder, RangeText};
 use anyhow::{anyhow, bail, Context};
-use local_exchange::auth::Signer;
-use local_exchange::server::ratelimit::Tier;
+use kalshi_proto::auth::Signer;
+use kalshi_proto::ratelimit::Tier;
 use serde_json::Value;
 use std::fmt;
 use std::path::Path;
@@ -235,9 +235,9 @@ fn series_fees(client: &mut BlockingClient, series: &str) -> Option<FeeRates> {
         Some(Value::Number(n)) => {
             // An exact decimal via its text: "1", "0.5".
             let t = n.to_string();
-            u32::try_from(local_exchange::units::parse_scaled(t.as_bytes(), 4).ok()?).ok()?
+            u32::try_from(kalshi_proto::units::parse_scaled(t.as_bytes(), 4).ok()?).ok()?
         }
-        Some(Value::String(t)) => u32::try_from(local_exchange::units::parse_scaled(t.as_bytes(), 4).ok()?).ok()?,
+        Some(Value::String(t)) => u32::try_from(kalshi_proto::units::parse_scaled(t.as_bytes(), 4).ok()?).ok()?,
         _ => 10_000,
     };
     match str_field(s, "fee_type")? {

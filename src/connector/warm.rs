@@ -14,7 +14,6 @@ use crate::event::{Channel, ClientRef, OrderId, Price, Qty, Side, Stamp, TimeInF
 use rustls::{ClientConnection, ServerConnection};
 use std::hint::black_box;
 use std::io::{Read, Write};
-use std::sync::Arc;
 
 /// Width of the canned frame's seq (starting at 10^(width-1): JSON allows no leading zeros),
 /// bumped in place so every decode is in sequence.
@@ -42,13 +41,16 @@ pub struct Warmer {
     others: [Vec<u8>; 3],
     trade_seq_at: usize,
     others_parsed: u64,
-    tls: TlsPair,
+    /// The record layer's rehearsal needs a certificate for its in-memory server; only builds
+    /// with the local exchange (feature `embedded-venue`) can make one, so others go without.
+    tls: Option<TlsPair>,
 }
 
 /// A client and a server TLS connection joined in memory. The real connection's records cannot
 /// be faked (its sequence numbers are the peer's), but the record layer, AES-GCM and the
 /// allocator it calls are the same code: a burst's decryption and an order's encryption then
 /// find them in cache.
+#[cfg_attr(not(feature = "embedded-venue"), allow(dead_code))]
 struct TlsPair {
     client: ClientConnection,
     server: ServerConnection,
@@ -58,14 +60,16 @@ struct TlsPair {
     decrypted: u64,
 }
 
+#[cfg_attr(not(feature = "embedded-venue"), allow(dead_code))]
 impl TlsPair {
+    #[cfg(feature = "embedded-venue")]
     fn new() -> anyhow::Result<TlsPair> {
         let material = local_exchange::tls::generate(&[])?;
-        let client_config = local_exchange::tls::client_config(&material.ca_pem)?;
+        let client_config = kalshi_proto::tls::client_config(&material.ca_pem)?;
         let name = rustls::pki_types::ServerName::try_from("localhost")?;
         let mut pair = TlsPair {
             client: ClientConnection::new(client_config, name)?,
-            server: ServerConnection::new(Arc::clone(&material.server_config))?,
+            server: ServerConnection::new(std::sync::Arc::clone(&material.server_config))?,
             wire: Vec::with_capacity(1 << 14),
             plain: vec![0; 1 << 14],
             decrypted: 0,
@@ -170,7 +174,10 @@ impl Warmer {
             others: [trade.into_bytes(), fill.into_bytes(), user_order.into_bytes()],
             trade_seq_at,
             others_parsed: 0,
-            tls: TlsPair::new()?,
+            #[cfg(feature = "embedded-venue")]
+            tls: Some(TlsPair::new()?),
+            #[cfg(not(feature = "embedded-venue"))]
+            tls: None,
         };
         // Check once that the canned frame really takes the whole parse path.
         let mut events = 0;
@@ -251,7 +258,9 @@ impl Warmer {
         for chunk in burst.chunks_mut(self.frame.len()) {
             chunk.copy_from_slice(&self.frame[..chunk.len()]);
         }
-        self.tls.run(&burst, &self.out);
+        if let Some(tls) = &mut self.tls {
+            tls.run(&burst, &self.out);
+        }
     }
 
     /// Events the canned frame has produced so far (one per pass when the parse path ran).
@@ -312,7 +321,8 @@ mod tests {
             String::from_utf8_lossy(&w.out)
         );
         // Every pass's burst was encrypted by the server and decrypted by the client.
-        assert_eq!(w.tls.decrypted, 1000 * BURST_BYTES as u64);
+        #[cfg(feature = "embedded-venue")]
+        assert_eq!(w.tls.as_ref().map(|t| t.decrypted), Some(1000 * BURST_BYTES as u64));
     }
 
     #[test]

@@ -10,7 +10,7 @@
 use super::net::{Endpoint, NetStream};
 use crate::metrics::tsc;
 use anyhow::{anyhow, Context};
-use local_exchange::auth::Signer;
+use kalshi_proto::auth::Signer;
 use mio::{Registry, Token};
 use rustls::ClientConfig;
 use std::io;

@@ -1,50 +1,14 @@
 //! One market's YES book: resting bids (buy YES) and asks (sell YES, i.e. buy NO at 1 - p),
 //! dense over the market's tick ladder, FIFO within a level for price-time priority.
 
-use crate::ladder::TickLadder;
-use crate::units::{Price, Qty};
+use kalshi_proto::ladder::TickLadder;
+use kalshi_proto::units::{Price, Qty};
+use kalshi_proto::Side;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 pub type OrderId = u64;
 pub type AccountId = u32;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
-pub enum Side {
-    /// Buy YES (equivalently: sell NO).
-    Bid,
-    /// Sell YES (equivalently: buy NO at the complement price).
-    Ask,
-}
-
-impl Side {
-    pub fn opposite(self) -> Side {
-        match self {
-            Side::Bid => Side::Ask,
-            Side::Ask => Side::Bid,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Side::Bid => "bid",
-            Side::Ask => "ask",
-        }
-    }
-    /// +1 for bids: the sign of the position change a fill causes.
-    pub fn sign(self) -> i64 {
-        match self {
-            Side::Bid => 1,
-            Side::Ask => -1,
-        }
-    }
-    /// Does a resting order at `resting` satisfy an incoming order of this side limited at `limit`?
-    pub fn crosses(self, limit: Price, resting: Price) -> bool {
-        match self {
-            Side::Bid => resting <= limit,
-            Side::Ask => resting >= limit,
-        }
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {

@@ -3,10 +3,11 @@
 use crate::engine::{Exchange, MarketId};
 use crate::flow::Flow;
 use crate::scenario::Scenario;
-use crate::server::ratelimit::Tier;
 use crate::server::{self, Population, RunningExchange, ServerConfig};
 use anyhow::{bail, Context};
 use clap::Parser;
+use kalshi_proto::args::parse_duration;
+use kalshi_proto::ratelimit::Tier;
 use std::io::{IsTerminal, Write};
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -79,28 +80,6 @@ pub struct Args {
     /// No live status line.
     #[arg(long)]
     pub quiet: bool,
-}
-
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let t = text.trim();
-    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit() && c != '.') {
-        Some(i) => (&t[..i], &t[i..]),
-        None => (t, "s"),
-    };
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("invalid duration {text:?}: use e.g. 90, 90s, 15m or 2h"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("invalid duration unit in {text:?}: use ms, s, m or h")),
-    };
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("duration must be positive, got {text:?}"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// What [`launch`] needs beyond the scenario.
@@ -302,8 +281,8 @@ impl StatusLine {
                 .iter()
                 .take(4)
                 .map(|m| {
-                    let bid = m.book.best_price(crate::book::Side::Bid).map_or("-".into(), |p| p.dollars());
-                    let ask = m.book.best_price(crate::book::Side::Ask).map_or("-".into(), |p| p.dollars());
+                    let bid = m.book.best_price(kalshi_proto::Side::Bid).map_or("-".into(), |p| p.dollars());
+                    let ask = m.book.best_price(kalshi_proto::Side::Ask).map_or("-".into(), |p| p.dollars());
                     format!("{} {}/{} p*={:.3}", m.spec.ticker, bid, ask, v.population.true_probability(m.id))
                 })
                 .collect();
@@ -394,20 +373,5 @@ where
             eprintln!("local-exchange: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
-        assert_eq!(parse_duration("15m").unwrap(), Duration::from_secs(900));
-        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
-        assert!(parse_duration("ten").unwrap_err().contains("90s"));
-        assert!(parse_duration("5d").is_err());
-        assert!(parse_duration("0").is_err());
     }
 }

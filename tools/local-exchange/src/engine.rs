@@ -5,10 +5,12 @@
 //! change as an [`ExEvent`] in its outbox in the order it happened, so the WebSocket layer can
 //! fan one ordered stream out and a replay of the same inputs gives the same journal byte for byte.
 
-use crate::book::{AccountId, Book, Entry, OrderId, Side};
+use crate::book::{AccountId, Book, Entry, OrderId};
 use crate::ids::{self, IdKind};
-use crate::ladder::{LevelStructure, TickLadder};
-use crate::units::{Money, Price, Qty, PRICE_SCALE};
+use kalshi_proto::ladder::{LevelStructure, TickLadder};
+use kalshi_proto::order::{OrderStatus, SelfTradePrevention, TimeInForce};
+use kalshi_proto::units::{Money, Price, Qty, PRICE_SCALE};
+use kalshi_proto::Side;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -16,58 +18,6 @@ use std::io::Write;
 use std::sync::Arc;
 
 pub type MarketId = u32;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum TimeInForce {
-    #[default]
-    GoodTillCanceled,
-    ImmediateOrCancel,
-    FillOrKill,
-}
-
-impl TimeInForce {
-    pub fn parse(s: &str) -> Option<TimeInForce> {
-        match s {
-            "good_till_canceled" | "GTC" | "gtc" => Some(TimeInForce::GoodTillCanceled),
-            "immediate_or_cancel" | "IOC" | "ioc" => Some(TimeInForce::ImmediateOrCancel),
-            "fill_or_kill" | "FOK" | "fok" => Some(TimeInForce::FillOrKill),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            TimeInForce::GoodTillCanceled => "good_till_canceled",
-            TimeInForce::ImmediateOrCancel => "immediate_or_cancel",
-            TimeInForce::FillOrKill => "fill_or_kill",
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum SelfTradePrevention {
-    /// Cancel the incoming order when it would meet its own account; earlier fills stand.
-    #[default]
-    TakerAtCross,
-    /// Cancel the resting order of the same account and keep matching.
-    Maker,
-}
-
-impl SelfTradePrevention {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "taker_at_cross" | "" => Some(Self::TakerAtCross),
-            "maker" => Some(Self::Maker),
-            _ => None,
-        }
-    }
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::TakerAtCross => "taker_at_cross",
-            Self::Maker => "maker",
-        }
-    }
-}
 
 /// How a client phrased the order: legacy orders name a contract and an action, V2 orders a
 /// book side. Both map onto one YES book; this is kept only to echo the client's own terms.
@@ -90,24 +40,6 @@ impl Phrasing {
             Side::Bid
         } else {
             Side::Ask
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OrderStatus {
-    Resting,
-    Canceled,
-    Executed,
-}
-
-impl OrderStatus {
-    pub fn name(self) -> &'static str {
-        match self {
-            OrderStatus::Resting => "resting",
-            OrderStatus::Canceled => "canceled",
-            OrderStatus::Executed => "executed",
         }
     }
 }
@@ -1093,7 +1025,7 @@ impl Exchange {
         self.apply_fill(now_ms, maker_id, trade_id, price, qty, false);
         self.apply_fill(now_ms, taker_id, trade_id, price, qty, true);
         let oi_change = self.open_interest_change_probe(market) - oi_before;
-        self.collateral += Money::notional(crate::units::ONE_DOLLAR, oi_change);
+        self.collateral += Money::notional(kalshi_proto::units::ONE_DOLLAR, oi_change);
 
         let trade = TradeRecord {
             trade_id,
@@ -1619,12 +1551,12 @@ impl Exchange {
             let held = pos.qty;
             let wins = (held.0 > 0 && result == MarketResult::Yes) || (held.0 < 0 && result == MarketResult::No);
             let revenue = if wins {
-                Money::notional(crate::units::ONE_DOLLAR, held.abs())
+                Money::notional(kalshi_proto::units::ONE_DOLLAR, held.abs())
             } else {
                 Money::ZERO
             };
             self.collateral -= if held.0 > 0 {
-                Money::notional(crate::units::ONE_DOLLAR, held)
+                Money::notional(kalshi_proto::units::ONE_DOLLAR, held)
             } else {
                 Money::ZERO
             };

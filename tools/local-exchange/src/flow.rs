@@ -21,12 +21,14 @@
 //! forked from one seed; events run in (time, sequence) order. No clock, no thread, no hash-map
 //! iteration: the same seed gives the same journal byte for byte.
 
-use crate::book::{AccountId, OrderId, Side};
-use crate::engine::{Exchange, MarketId, MarketResult, MarketStatus, NewOrder, Reduce, TimeInForce};
-use crate::ladder::TickLadder;
+use crate::book::{AccountId, OrderId};
+use crate::engine::{Exchange, MarketId, MarketResult, MarketStatus, NewOrder, Reduce};
 use crate::rng::{keyed_normal, mix, Rng};
 use crate::scenario::{OracleParams, Population, Scenario};
-use crate::units::{Money, Price, Qty, PRICE_SCALE};
+use kalshi_proto::ladder::TickLadder;
+use kalshi_proto::order::TimeInForce;
+use kalshi_proto::units::{Money, Price, Qty, PRICE_SCALE};
+use kalshi_proto::Side;
 use serde_json::json;
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};

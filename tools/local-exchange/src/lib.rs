@@ -8,18 +8,15 @@
 
 #![recursion_limit = "256"]
 
-pub mod auth;
 pub mod book;
 pub mod cli;
 pub mod engine;
 pub mod faults;
 pub mod flow;
 pub mod ids;
-pub mod ladder;
 pub mod rng;
 pub mod scenario;
 pub mod server;
 pub mod sim;
 pub mod tls;
-pub mod units;
 pub mod wire;

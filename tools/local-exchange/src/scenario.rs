@@ -7,9 +7,9 @@
 
 use crate::engine::{ExchangeConfig, FeeType, MarketSpec};
 use crate::faults::ScheduledFault;
-use crate::ladder::LevelStructure;
-use crate::units::{Money, Qty};
 use anyhow::{bail, Context};
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::units::{Money, Qty};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -5,21 +5,17 @@
 //! so trusting the written CA certificate cannot be abused after the process exits.
 
 use std::collections::HashSet;
-use std::io;
 use std::net::IpAddr;
-use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use kalshi_proto::tls::ALPN_HTTP11;
 use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose, SanType};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use rustls::pki_types::{PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::ServerConfig;
 
 /// Names every local client uses without configuration.
 const DEFAULT_HOSTS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
-
-/// WebSocket upgrades only exist in HTTP/1.1, and the REST side needs nothing more.
-const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 pub struct TlsMaterial {
     /// PEM of the CA that signed the server certificate; hand it to clients.
@@ -128,39 +124,13 @@ fn subject_alt_names(extra_hosts: &[String]) -> anyhow::Result<Vec<SanType>> {
     Ok(sans)
 }
 
-pub fn write_ca(path: &Path, ca_pem: &str) -> io::Result<()> {
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    std::fs::write(path, ca_pem)
-}
-
-/// A client config that trusts only the CA(s) in `ca_pem` (not the system roots, so
-/// a test cannot silently reach a real server), offering HTTP/1.1 via ALPN.
-pub fn client_config(ca_pem: &str) -> anyhow::Result<Arc<ClientConfig>> {
-    let mut roots = RootCertStore::empty();
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut ca_pem.as_bytes())
-        .collect::<Result<_, _>>()
-        .context("reading CA PEM")?;
-    if certs.is_empty() {
-        bail!("CA PEM contains no \"-----BEGIN CERTIFICATE-----\" block");
-    }
-    for cert in certs {
-        roots.add(cert).context("adding CA certificate")?;
-    }
-    let mut config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .context("choosing TLS versions")?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
-    Ok(Arc::new(config))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kalshi_proto::tls::client_config;
     use rustls::pki_types::ServerName;
+    use rustls::ClientConfig;
+    use std::io;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::{TcpListener, TcpStream};
     use tokio_rustls::{TlsAcceptor, TlsConnector};
@@ -241,8 +211,6 @@ mod tests {
 
     #[test]
     fn bad_inputs() {
-        assert!(client_config("").is_err());
-        assert!(client_config("not pem").is_err());
         assert!(generate(&["localhost:8443".to_string()]).is_err());
         assert!(generate(&["https://x".to_string()]).is_err());
         // Duplicates and case variants of the defaults are harmless.
@@ -253,14 +221,5 @@ mod tests {
     fn sans_are_deduplicated() {
         let sans = subject_alt_names(&["LocalHost".into(), "[::1]".into(), "a.b".into()]).unwrap();
         assert_eq!(sans.len(), 4);
-    }
-
-    #[test]
-    fn write_ca_creates_parent_dirs() {
-        let dir = std::env::temp_dir().join(format!("le-tls-test-{}", std::process::id()));
-        let path = dir.join("nested").join("ca.pem");
-        write_ca(&path, "pem").unwrap();
-        assert_eq!(std::fs::read_to_string(&path).unwrap(), "pem");
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -5,10 +5,10 @@
 //! client generations validate the same response. Era-A integer prices of sub-penny orders are
 //! rounded to the nearest cent; the `_dollars` fields are exact.
 
-use crate::book::Side;
 use crate::engine::{Exchange, FillRecord, Market, MarketStatus, Order, Position, SettlementRecord, TradeRecord};
 use crate::ids::{self, IdKind};
-use crate::units::{Money, Price, Qty};
+use kalshi_proto::units::{Money, Price, Qty};
+use kalshi_proto::Side;
 use serde_json::{json, Value};
 
 /// Simulated ms since session start to RFC3339 wall time.

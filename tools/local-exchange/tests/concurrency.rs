@@ -16,12 +16,12 @@ async fn many_concurrent_rest_and_websocket_clients() {
     let v = std::sync::Arc::new(
         common::start_with(ServerConfig {
             accounts: 3,
-            tier: local_exchange::server::ratelimit::Tier::Unlimited,
+            tier: kalshi_proto::ratelimit::Tier::Unlimited,
             ..ServerConfig::default()
         })
         .await,
     );
-    v.lp_order(common::LIN, local_exchange::book::Side::Ask, "0.60", "100000");
+    v.lp_order(common::LIN, kalshi_proto::Side::Ask, "0.60", "100000");
     let info = v.running.info.clone();
     let ca = std::fs::read_to_string(info.ca_file.as_ref().unwrap()).unwrap();
 
@@ -33,7 +33,7 @@ async fn many_concurrent_rest_and_websocket_clients() {
         for (k, val) in v.signers[who].headers(&info.accounts[who].key_id, Clock::wall_ms(), "GET", "/trade-api/ws/v2") {
             req.headers_mut().insert(k, val.parse().unwrap());
         }
-        let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
+        let connector = tokio_tungstenite::Connector::Rustls(kalshi_proto::tls::client_config(&ca).unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
             .await
             .unwrap();

@@ -2,10 +2,10 @@
 //! panic, every failure is a Kalshi error with a code and a message, and whatever parses
 //! can be placed without breaking the engine's invariants.
 
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::units::{Money, Price, Qty};
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec};
-use local_exchange::ladder::LevelStructure;
 use local_exchange::server::rest::{parse_batch_cancel_request, parse_decrease_request, parse_order_request, OrderFamily};
-use local_exchange::units::{Money, Price, Qty};
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 

@@ -2,10 +2,12 @@
 //! money and contracts are conserved (fees included), no keyed account spends cash its
 //! resting orders could need, and queue positions are exactly price-time.
 
-use local_exchange::book::{OrderId, Side};
-use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder, Phrasing, Reduce, SelfTradePrevention, TimeInForce};
-use local_exchange::ladder::LevelStructure;
-use local_exchange::units::{Money, Price, Qty};
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::order::{SelfTradePrevention, TimeInForce};
+use kalshi_proto::units::{Money, Price, Qty};
+use kalshi_proto::Side;
+use local_exchange::book::OrderId;
+use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder, Phrasing, Reduce};
 use proptest::prelude::*;
 use std::collections::HashMap;
 

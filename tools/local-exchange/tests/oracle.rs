@@ -80,7 +80,7 @@ async fn publishes_the_true_probability_without_noise_or_lead() {
 async fn streams_over_websocket() {
     let running = venue(-500, 0.05).await;
     let ca = std::fs::read_to_string(running.info.ca_file.as_ref().unwrap()).unwrap();
-    let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
+    let connector = tokio_tungstenite::Connector::Rustls(kalshi_proto::tls::client_config(&ca).unwrap());
     let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(running.info.oracle_ws_url.as_str(), None, false, Some(connector))
         .await
         .unwrap();

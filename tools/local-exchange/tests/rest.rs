@@ -4,9 +4,9 @@
 mod common;
 
 use common::{start, start_with, Venue, DECI, LIN, TAPER};
-use local_exchange::book::Side;
+use kalshi_proto::ratelimit::Tier;
+use kalshi_proto::Side;
 use local_exchange::faults::Fault;
-use local_exchange::server::ratelimit::Tier;
 use local_exchange::server::{Clock, ServerConfig};
 use serde_json::{json, Value};
 
@@ -736,7 +736,7 @@ async fn the_simulation_driver_sleeps_until_something_is_due() {
 async fn balance_is_enforced() {
     let v = start_with(ServerConfig {
         accounts: 1,
-        account_cash: local_exchange::units::Money::from_cents(1_000),
+        account_cash: kalshi_proto::units::Money::from_cents(1_000),
         ..ServerConfig::default()
     })
     .await;

@@ -5,7 +5,7 @@ mod common;
 
 use common::{Venue, DECI, LIN, TAPER};
 use futures_util::{SinkExt, StreamExt};
-use local_exchange::book::Side;
+use kalshi_proto::Side;
 use local_exchange::faults::Fault;
 use local_exchange::server::{Clock, ServerConfig};
 use serde_json::{json, Value};
@@ -24,7 +24,7 @@ const WS_PATH: &str = "/trade-api/ws/v2";
 
 fn connector(v: &Venue) -> Connector {
     let ca = std::fs::read_to_string(v.running.info.ca_file.as_ref().unwrap()).unwrap();
-    Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap())
+    Connector::Rustls(kalshi_proto::tls::client_config(&ca).unwrap())
 }
 
 /// The upgrade request, signed as account `who` (None: unsigned). `sign_as` signs with another

@@ -21,7 +21,7 @@ async fn connect(v: &common::Venue) -> Ws {
         req.headers_mut().insert(k, val.parse().unwrap());
     }
     let ca = std::fs::read_to_string(info.ca_file.as_ref().unwrap()).unwrap();
-    let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
+    let connector = tokio_tungstenite::Connector::Rustls(kalshi_proto::tls::client_config(&ca).unwrap());
     tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
         .await
         .unwrap()
@@ -138,7 +138,7 @@ proptest! {
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         rt.block_on(async {
             let v = common::start_with(local_exchange::server::ServerConfig { accounts: 1, rsa_bits: 1024, ..Default::default() }).await;
-            v.lp_order(common::LIN, local_exchange::book::Side::Bid, "0.40", "10");
+            v.lp_order(common::LIN, kalshi_proto::Side::Bid, "0.40", "10");
             let mut ws = connect(&v).await;
             for f in &frames {
                 let msg = match f {

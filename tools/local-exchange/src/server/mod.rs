@@ -12,12 +12,12 @@ pub mod ratelimit;
 pub mod rest;
 pub mod ws;
 
-use crate::auth::{self, AccountKey, KeyKind, Verifier};
 use crate::engine::{ExEvent, Exchange, MarketId};
 use crate::faults::{Fault, FaultState, ScheduledFault};
-use crate::units::Money;
 use anyhow::Context;
 use axum::Router;
+use kalshi_proto::auth::{self, AccountKey, KeyKind, Verifier};
+use kalshi_proto::units::Money;
 use serde::Serialize;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -149,7 +149,7 @@ pub struct ServerConfig {
     pub rsa_bits: usize,
     pub auth_window_ms: u64,
     pub ping_interval_ms: u64,
-    pub tier: ratelimit::Tier,
+    pub tier: kalshi_proto::ratelimit::Tier,
     /// Simulated seconds per wall second.
     pub speed: f64,
     pub seed: u64,
@@ -173,7 +173,7 @@ impl Default for ServerConfig {
             rsa_bits: 2048,
             auth_window_ms: 30_000,
             ping_interval_ms: 10_000,
-            tier: ratelimit::Tier::Advanced,
+            tier: kalshi_proto::ratelimit::Tier::Advanced,
             speed: 1.0,
             seed: 1,
             fanout_capacity: 65_536,
@@ -427,7 +427,7 @@ pub async fn start(
     let tls = if config.tls {
         let material = crate::tls::generate(&[host.trim_matches(['[', ']']).to_string()])?;
         let ca_path = config.state_dir.join("ca.pem");
-        crate::tls::write_ca(&ca_path, &material.ca_pem).with_context(|| format!("writing {}", ca_path.display()))?;
+        kalshi_proto::tls::write_ca(&ca_path, &material.ca_pem).with_context(|| format!("writing {}", ca_path.display()))?;
         Some((material, ca_path))
     } else {
         None

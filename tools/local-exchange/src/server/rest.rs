@@ -5,12 +5,10 @@
 //! "details"}}` (429 with `{"error":"too many requests"}`); creates answer 201, because the
 //! 3.2 SDK silently returns None on a 200.
 
-use super::ratelimit;
 use super::{Clock, Shared};
-use crate::book::{AccountId, OrderId, Side};
-use crate::engine::{Exchange, MarketId, MarketStatus, NewOrder, Order, OrderError, Phrasing, Reduce, SelfTradePrevention, TimeInForce};
+use crate::book::{AccountId, OrderId};
+use crate::engine::{Exchange, MarketId, MarketStatus, NewOrder, Order, OrderError, Phrasing, Reduce};
 use crate::ids::{self, IdKind};
-use crate::units::{Money, Price, Qty};
 use crate::wire;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
@@ -19,6 +17,9 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use kalshi_proto::order::{SelfTradePrevention, TimeInForce};
+use kalshi_proto::units::{Money, Price, Qty};
+use kalshi_proto::Side;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::HashMap;
@@ -132,7 +133,7 @@ async fn gate(State(shared): State<Shr>, mut req: Request, next: Next) -> Respon
         None
     };
     if let Some(account) = caller {
-        let (bucket, cost) = ratelimit::cost(method.as_str(), &path);
+        let (bucket, cost) = kalshi_proto::ratelimit::cost(method.as_str(), &path);
         if !shared.limiter.try_take(account, bucket, cost) {
             shared.counters.rest_errors.fetch_add(1, Ordering::Relaxed);
             return error_response(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", "");
@@ -1344,16 +1345,16 @@ async fn account_limits(State(s): State<Shr>, c: Option<Extension<Caller>>) -> A
         "read": {"refill_rate": finite(r), "bucket_capacity": finite(rc)},
         "write": {"refill_rate": finite(w), "bucket_capacity": finite(wc)},
         "grants": [],
-        "read_limit": finite(r / f64::from(ratelimit::DEFAULT_COST)),
-        "write_limit": finite(w / f64::from(ratelimit::DEFAULT_COST)),
+        "read_limit": finite(r / f64::from(kalshi_proto::ratelimit::DEFAULT_COST)),
+        "write_limit": finite(w / f64::from(kalshi_proto::ratelimit::DEFAULT_COST)),
     }))
 }
 
 async fn endpoint_costs(c: Option<Extension<Caller>>) -> ApiResult {
     caller(c)?;
-    let costs: Vec<Value> = ratelimit::endpoint_costs()
+    let costs: Vec<Value> = kalshi_proto::ratelimit::endpoint_costs()
         .into_iter()
         .map(|(m, p, c)| json!({"method": m, "path": p, "cost": c}))
         .collect();
-    ok(json!({"default_cost": ratelimit::DEFAULT_COST, "endpoint_costs": costs}))
+    ok(json!({"default_cost": kalshi_proto::ratelimit::DEFAULT_COST, "endpoint_costs": costs}))
 }

@@ -40,11 +40,10 @@
 
 use super::rest::{self, ApiError};
 use super::{Batch, Shared};
-use crate::book::{AccountId, Side};
+use crate::book::AccountId;
 use crate::engine::{ExEvent, Exchange, FillRecord, LifecycleKind, MarketId, MarketResult, Order, Position, TickerState, TradeRecord};
 use crate::faults::Fault;
 use crate::ids::{self, IdKind};
-use crate::units::{Price, Qty};
 use crate::wire::{self, outcome_side};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -55,6 +54,8 @@ use axum::routing::get;
 use axum::Router;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
+use kalshi_proto::units::{Price, Qty};
+use kalshi_proto::Side;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::fmt::Write as _;

@@ -1,12 +1,13 @@
 //! A local exchange on loopback for protocol tests, and a signing HTTP client.
 #![allow(dead_code)]
 
-use local_exchange::auth::Signer;
-use local_exchange::book::{AccountId, OrderId, Side};
+use kalshi_proto::auth::Signer;
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::units::{Money, Price, Qty};
+use kalshi_proto::Side;
+use local_exchange::book::{AccountId, OrderId};
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder};
-use local_exchange::ladder::LevelStructure;
 use local_exchange::server::{self, Clock, NoPopulation, RunningExchange, ServerConfig};
-use local_exchange::units::{Money, Price, Qty};
 use serde_json::Value;
 
 pub const LIN: &str = "TEST-LIN";
@@ -42,7 +43,7 @@ pub async fn start_with(mut config: ServerConfig) -> Venue {
     ex.add_market(spec(DECI, LevelStructure::DeciCent, FeeType::Quadratic), 0);
     ex.add_market(spec(TAPER, LevelStructure::TaperedDeciCent, FeeType::Quadratic), 0);
     let lp = ex.add_account("lp".into(), Money::from_cents(1_000_000_000), true);
-    config.state_dir = std::env::temp_dir().join(format!("lx-test-{}-{}", std::process::id(), local_exchange::auth::random_key_id()));
+    config.state_dir = std::env::temp_dir().join(format!("lx-test-{}-{}", std::process::id(), kalshi_proto::auth::random_key_id()));
     let tls = config.tls;
     let running = server::start(config, ex, Box::new(NoPopulation), Vec::new())
         .await

@@ -3,12 +3,13 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use futures_util::{SinkExt, StreamExt};
-use local_exchange::book::Side;
-use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder, TimeInForce};
-use local_exchange::ladder::LevelStructure;
+use kalshi_proto::ladder::LevelStructure;
+use kalshi_proto::order::TimeInForce;
+use kalshi_proto::units::{Money, Price, Qty};
+use kalshi_proto::Side;
+use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder};
 use local_exchange::scenario::Scenario;
 use local_exchange::server::{self, Clock, NoPopulation, ServerConfig};
-use local_exchange::units::{Money, Price, Qty};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
@@ -136,12 +137,12 @@ fn fanout(c: &mut Criterion) {
         let running = server::start(config, ex, Box::new(NoPopulation), Vec::new()).await.unwrap();
         let info = &running.info;
         let ca = std::fs::read_to_string(info.ca_file.as_ref().unwrap()).unwrap();
-        let signer = local_exchange::auth::Signer::from_pem(&std::fs::read_to_string(&info.accounts[0].private_key_path).unwrap()).unwrap();
+        let signer = kalshi_proto::auth::Signer::from_pem(&std::fs::read_to_string(&info.accounts[0].private_key_path).unwrap()).unwrap();
         let mut req = info.ws_url.as_str().into_client_request().unwrap();
         for (k, v) in signer.headers(&info.accounts[0].key_id, Clock::wall_ms(), "GET", "/trade-api/ws/v2") {
             req.headers_mut().insert(k, v.parse().unwrap());
         }
-        let connector = tokio_tungstenite::Connector::Rustls(local_exchange::tls::client_config(&ca).unwrap());
+        let connector = tokio_tungstenite::Connector::Rustls(kalshi_proto::tls::client_config(&ca).unwrap());
         let (mut ws, _) = tokio_tungstenite::connect_async_tls_with_config(req, None, false, Some(connector))
             .await
             .unwrap();
