@@ -5,28 +5,40 @@
 //! does no I/O and allocates nothing after construction, so the same code runs on the live
 //! strategy thread, against the local exchange and in replay, and is benchmarked directly.
 //!
-//! A decision for one market runs the quoting modules in the seed's priority order. V1 has
-//! one, Stoikov; V2's bailout (taker) and queue optimisation slot in ahead of it in
-//! [`Strategy::decide`], each behind its own switch in [`Modules`], and need nothing from the
-//! io side: they read the same events and write the same commands.
+//! A decision for one market is two steps: [`plan`](plan::plan), a pure function of the
+//! market's state that says what the market should have (an [`Intent`]: quotes, and perhaps a
+//! take), then one commit that clamps the intent through risk and turns it into commands
+//! through execution. The plan consults the quoting modules in the seed's priority order, each
+//! behind its own switch in [`Modules`]: V1 has one, Stoikov; V2's bailout (taker) and queue
+//! optimisation come ahead of it there and need nothing from the io side.
+//!
+//! | file | holds |
+//! |---|---|
+//! | `mod.rs` | the event dispatch, the timer, the commit, the kill switch's enforcement |
+//! | `plan.rs` | the pure decision: `plan`, `Intent`, `Take` |
+//! | `market.rs` | per-market state: the model's, the lifecycle, derived market data |
+//! | `portfolio.rs` | our account per market, booked from fills |
+//! | `commands.rs` | the fixed-size output buffer of one call |
+
+mod commands;
+mod market;
+mod plan;
+mod portfolio;
+
+pub use commands::{Commands, MAX_COMMANDS};
+pub use market::MarketSetup;
+pub use plan::{Intent, Take};
+pub use portfolio::MarketAccount;
 
 use crate::config::{Config, Modules};
-use crate::event::{CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty, Side};
-use crate::execution::{ClientIds, Desired, ExecParams, Orders};
-use crate::ladder::{Fx, MarketLadder, Tick};
+use crate::event::{CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty};
+use crate::execution::{ClientIds, ExecParams, Orders};
 use crate::logger::LogBody;
-use crate::orderbook::{Apply, Book, Books, Integrity};
+use crate::orderbook::{Apply, Books, Integrity};
 use crate::risk::{KillReason, Risk, RiskLimits};
-use crate::stoikov::{self, IntensityEstimator, Quote, QuoteInput, RiskTable, StoikovParams, VolEstimator};
-
-/// What the strategy knows about a market before the first event.
-#[derive(Clone, Debug)]
-pub struct MarketSetup {
-    pub ticker: String,
-    pub ladder: MarketLadder,
-    /// When the market closes, Unix ms; 0 when unknown (treated as far away).
-    pub close_ts_ms: u64,
-}
+use crate::stoikov::{self, IntensityEstimator, RiskTable, StoikovParams, VolEstimator};
+use market::{logit_mid, top, MarketLife, MarketState, StoikovState};
+use plan::{plan, Memo};
 
 /// The strategy's share of the configuration.
 #[derive(Clone, Debug)]
@@ -57,130 +69,6 @@ impl StrategyConfig {
             session_nonce,
         }
     }
-}
-
-/// Most commands one event can produce: a cancel of every open order plus a resync.
-pub const MAX_COMMANDS: usize = 160;
-const MAX_NOTES: usize = 16;
-
-/// The output of one `on_event`: commands for the io thread and notes for the log, in fixed
-/// arrays reused across calls.
-pub struct Commands {
-    items: [CommandBody; MAX_COMMANDS],
-    len: usize,
-    notes: [LogBody; MAX_NOTES],
-    notes_len: usize,
-    /// Commands that did not fit (a wiring bug; counted, never silent).
-    pub overflow: u64,
-}
-
-impl Default for Commands {
-    fn default() -> Self {
-        Commands {
-            items: [CommandBody::CancelAll; MAX_COMMANDS],
-            len: 0,
-            notes: [LogBody::Note { code: 0, a: 0, b: 0 }; MAX_NOTES],
-            notes_len: 0,
-            overflow: 0,
-        }
-    }
-}
-
-impl Commands {
-    #[inline]
-    pub fn clear(&mut self) {
-        self.len = 0;
-        self.notes_len = 0;
-    }
-
-    /// Adds a command; false (and counted) when the buffer is full, so execution leaves
-    /// its order table as if the command had never been tried.
-    #[inline]
-    pub fn push(&mut self, cmd: CommandBody) -> bool {
-        if self.len < MAX_COMMANDS {
-            self.items[self.len] = cmd;
-            self.len += 1;
-            true
-        } else {
-            self.overflow += 1;
-            false
-        }
-    }
-
-    #[inline]
-    fn note(&mut self, body: LogBody) {
-        if self.notes_len < MAX_NOTES {
-            self.notes[self.notes_len] = body;
-            self.notes_len += 1;
-        }
-    }
-
-    #[inline]
-    pub fn as_slice(&self) -> &[CommandBody] {
-        &self.items[..self.len]
-    }
-
-    #[inline]
-    pub fn notes(&self) -> &[LogBody] {
-        &self.notes[..self.notes_len]
-    }
-
-    pub fn len(&self) -> usize {
-        self.len
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// Our account in one market, from our own fills.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MarketAccount {
-    /// Contracts: YES long positive, NO long (YES short) negative.
-    pub position: Qty,
-    /// Cash paid and received for contracts, fees included.
-    pub cash: Money,
-    pub fees: Money,
-    pub fills: u32,
-    pub volume: Qty,
-    /// The exchange's view of our position (from `market_positions` or a resync).
-    pub exchange_position: Option<Qty>,
-    /// Set when the market resolved: the payout per YES contract (0 or 1 dollar).
-    pub settled_yes: Option<bool>,
-}
-
-impl MarketAccount {
-    /// Mark-to-market value: cash plus the position at `mark` (or at the payout once resolved).
-    pub fn pnl(&self, mark: Option<Price>) -> Money {
-        let mark = match self.settled_yes {
-            Some(true) => Some(Price(10_000)),
-            Some(false) => Some(Price(0)),
-            None => mark,
-        };
-        match mark {
-            Some(p) => Money(self.cash.0 + i64::from(p.0) * self.position.0),
-            None => self.cash,
-        }
-    }
-}
-
-struct MarketState {
-    table: RiskTable,
-    vol: VolEstimator,
-    intensity: IntensityEstimator,
-    /// The `k` the risk table was last built with.
-    table_k: f64,
-    account: MarketAccount,
-    close_ts_ms: u64,
-    active: bool,
-    last_data_ms: u64,
-    mid: Option<Price>,
-    /// The last quote the model wanted, for the status line.
-    quote: stoikov::Quote,
-    /// What `quote` was computed from (the input and the risk table's generation): order
-    /// acks and timer passes decide again with nothing the model reads changed.
-    quoted_from: Option<(QuoteInput, u64)>,
 }
 
 /// Counters for the summary and tests.
@@ -216,21 +104,25 @@ impl Strategy {
         let markets = setups
             .iter()
             .map(|s| MarketState {
-                table: RiskTable::new(s.ladder.ticks()),
-                vol: VolEstimator::new(cfg.vol_prior_sigma2_per_s, cfg.vol_alpha),
-                intensity: IntensityEstimator::new(cfg.stoikov.k, 0.05),
-                table_k: cfg.stoikov.k,
-                account: MarketAccount::default(),
-                close_ts_ms: s.close_ts_ms,
-                active: true,
-                last_data_ms: 0,
-                mid: None,
-                quote: stoikov::Quote {
-                    bid: None,
-                    ask: None,
-                    reservation: Price(0),
+                model: StoikovState {
+                    table: RiskTable::new(s.ladder.ticks()),
+                    vol: VolEstimator::new(cfg.vol_prior_sigma2_per_s, cfg.vol_alpha),
+                    intensity: IntensityEstimator::new(cfg.stoikov.k, 0.05),
+                    table_k: cfg.stoikov.k,
+                    quote: stoikov::Quote {
+                        bid: None,
+                        ask: None,
+                        reservation: Price(0),
+                    },
+                    quoted_from: None,
                 },
-                quoted_from: None,
+                account: MarketAccount::default(),
+                life: MarketLife {
+                    close_ts_ms: s.close_ts_ms,
+                    active: true,
+                },
+                mid: None,
+                last_data_ms: 0,
             })
             .collect();
         let capacity = usize::from(cfg.risk.max_open_orders).max(8) * 2;
@@ -270,7 +162,7 @@ impl Strategy {
     }
 
     pub fn quote(&self, market: MarketIdx) -> stoikov::Quote {
-        self.markets[usize::from(market)].quote
+        self.markets[usize::from(market)].model.quote
     }
 
     pub fn killed(&self) -> Option<KillReason> {
@@ -340,7 +232,7 @@ impl Strategy {
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
                     m.last_data_ms = now_ms;
                     if let (true, Some(mid)) = (self.cfg.modules.k_estimator, m.mid) {
-                        m.intensity.observe(yes_price, mid);
+                        m.model.intensity.observe(yes_price, mid);
                     }
                 }
             }
@@ -355,22 +247,7 @@ impl Strategy {
             } => {
                 self.orders.on_event(body, now_ms);
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
-                    let a = &mut m.account;
-                    let notional = Money::notional(yes_price, qty).0;
-                    match side {
-                        Side::Bid => {
-                            a.position = Qty(a.position.0 + qty.0);
-                            a.cash = Money(a.cash.0 - notional);
-                        }
-                        Side::Ask => {
-                            a.position = Qty(a.position.0 - qty.0);
-                            a.cash = Money(a.cash.0 + notional);
-                        }
-                    }
-                    a.cash = Money(a.cash.0 - fee.0);
-                    a.fees = Money(a.fees.0 + fee.0);
-                    a.fills += 1;
-                    a.volume = Qty(a.volume.0 + qty.0);
+                    m.account.book_fill(side, yes_price, qty, fee);
                     self.decide(market, now_ms, out);
                 }
             }
@@ -388,13 +265,13 @@ impl Strategy {
             EventBody::Lifecycle { market, kind } => {
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
                     match kind {
-                        Lifecycle::Activated => m.active = true,
-                        Lifecycle::Deactivated | Lifecycle::Closed => m.active = false,
+                        Lifecycle::Activated => m.life.active = true,
+                        Lifecycle::Deactivated | Lifecycle::Closed => m.life.active = false,
                         Lifecycle::Determined { yes } => {
-                            m.active = false;
+                            m.life.active = false;
                             m.account.settled_yes = Some(yes);
                         }
-                        Lifecycle::Settled => m.active = false,
+                        Lifecycle::Settled => m.life.active = false,
                     }
                     self.decide(market, now_ms, out);
                 }
@@ -441,23 +318,24 @@ impl Strategy {
         for i in 0..self.markets.len() {
             let market = i as MarketIdx;
             let m = &mut self.markets[i];
+            let model = &mut m.model;
             let sigma2 = if self.cfg.modules.vol_estimator {
-                m.vol.sigma2_per_s()
+                model.vol.sigma2_per_s()
             } else {
                 self.cfg.vol_prior_sigma2_per_s
             };
-            let tau = seconds_to(m.close_ts_ms, now_ms);
+            let tau = m.life.seconds_to_close(now_ms);
             let k = if self.cfg.modules.k_estimator {
-                m.intensity.k(self.cfg.stoikov.k)
+                model.intensity.k(self.cfg.stoikov.k)
             } else {
                 self.cfg.stoikov.k
             };
-            let k_moved = (k - m.table_k).abs() > 0.1 * m.table_k;
-            if k_moved || m.table.is_stale(&self.cfg.stoikov, sigma2, tau) {
+            let k_moved = (k - model.table_k).abs() > 0.1 * model.table_k;
+            if k_moved || model.table.is_stale(&self.cfg.stoikov, sigma2, tau) {
                 let params = StoikovParams { k, ..self.cfg.stoikov };
                 let ladder = self.books[market].ladder().ticks();
-                m.table.refresh(ladder, &params, sigma2, tau);
-                m.table_k = k;
+                model.table.refresh(ladder, &params, sigma2, tau);
+                model.table_k = k;
             }
             self.decide(market, now_ms, out);
         }
@@ -481,12 +359,12 @@ impl Strategy {
         if m.mid != Some(mid) {
             m.mid = Some(mid);
             if self.cfg.modules.vol_estimator {
-                m.vol.observe(logit_mid(book.ladder(), bid, ask), now_ms);
+                m.model.vol.observe(logit_mid(book.ladder(), bid, ask), now_ms);
             }
         }
     }
 
-    /// One market's decision: what it should quote, within risk, turned into commands.
+    /// One market's decision: its plan, committed.
     fn decide(&mut self, market: MarketIdx, now_ms: u64, out: &mut Commands) {
         if self.risk.killed().is_some() {
             return;
@@ -495,37 +373,28 @@ impl Strategy {
         let i = usize::from(market);
         let book = &self.books[market];
         let m = &mut self.markets[i];
-        // V2's bailout (taker) and queue optimisation run here, ahead of Stoikov, and may
-        // decide the market on their own.
-        let mut desired = Desired::default();
-        if m.table.is_unset() {
+        if m.model.table.is_unset() {
             let sigma2 = self.cfg.vol_prior_sigma2_per_s;
-            m.table
-                .refresh(book.ladder().ticks(), &self.cfg.stoikov, sigma2, seconds_to(m.close_ts_ms, now_ms));
+            let tau = m.life.seconds_to_close(now_ms);
+            m.model.table.refresh(book.ladder().ticks(), &self.cfg.stoikov, sigma2, tau);
         }
-        if self.cfg.modules.stoikov && m.active && book.is_live() {
-            if let Some(fair) = m.mid {
-                let input = QuoteInput {
-                    fair,
-                    position: m.account.position,
-                    best_bid: book.best_bid(),
-                    best_ask: book.best_ask(),
-                };
-                // The model is a pure function of the input, the tables and the fixed
-                // parameters and ladder.
-                let from = Some((input, m.table.generation()));
-                if m.quoted_from != from {
-                    m.quote = stoikov::quote(book.ladder().ticks(), &m.table, &self.cfg.stoikov, &input);
-                    m.quoted_from = from;
-                }
-                desired = in_band(&self.risk, &m.quote, fair, book.ladder(), self.cfg.quote_size);
-            }
+        let planned = plan(&self.cfg, &self.risk, book, m, Memo::Use);
+        if let Some((quote, from)) = planned.fresh_quote {
+            m.model.quote = quote;
+            m.model.quoted_from = Some(from);
         }
+        self.commit(market, planned.intent, now_ms, out);
+    }
+
+    /// Turns one market's intent into commands: the quotes clamped to what risk allows, then
+    /// reconciled against our orders, each request passing risk's final check.
+    fn commit(&mut self, market: MarketIdx, intent: Intent, now_ms: u64, out: &mut Commands) {
+        let m = &self.markets[usize::from(market)];
         let exposure = self.orders.exposure(market);
         let position = m.account.position;
-        let desired = self.risk.clamp(desired, position, exposure);
+        let desired = self.risk.clamp(intent.quotes, position, exposure);
         let reference = m.mid;
-        let ladder = book.ladder();
+        let ladder = self.books[market].ladder();
         let risk = &mut self.risk;
         let mut open = self.orders.open_count();
         let stats = &mut self.stats;
@@ -566,28 +435,21 @@ impl Strategy {
         let book = &self.books[market];
         let m = &self.markets[i];
         // An unset table is filled by the first real decision, at that decision's time.
-        if m.table.is_unset() || !m.active || !book.is_live() {
+        if m.model.table.is_unset() || !m.life.active || !book.is_live() {
             return 0;
         }
         let Some(fair) = m.mid else { return 0 };
         // A mid change's volatility update, on a copy a second later (a real one is a few
         // times a second per market, so its code and the logit table go cold in between).
         if let Some((bid, ask, _)) = top(book) {
-            let mut vol = m.vol;
+            let mut vol = m.model.vol;
             vol.observe(logit_mid(book.ladder(), bid, ask), now_ms + 1_000);
             std::hint::black_box(vol);
         }
-        let input = QuoteInput {
-            fair,
-            position: m.account.position,
-            best_bid: book.best_bid(),
-            best_ask: book.best_ask(),
-        };
-        let q = stoikov::quote(book.ladder().ticks(), &m.table, &self.cfg.stoikov, &input);
-        let desired = in_band(&self.risk, &q, fair, book.ladder(), self.cfg.quote_size);
+        let intent = plan(&self.cfg, &self.risk, book, m, Memo::Bypass).intent;
         let exposure = self.orders.exposure(market);
         let position = m.account.position;
-        let desired = self.risk.clamp(desired, position, exposure);
+        let desired = self.risk.clamp(intent.quotes, position, exposure);
         let ladder = book.ladder();
         let risk = &self.risk;
         let open = self.orders.open_count();
@@ -605,39 +467,6 @@ impl Strategy {
         self.orders.cancel_all(None, &mut |cmd| out.push(cmd));
         self.kill_handled = true;
     }
-}
-
-/// The best bid and best ask ticks, and the mid price between them.
-#[inline]
-fn top(book: &Book) -> Option<(Tick, Tick, Price)> {
-    let (bid, ask) = (book.best_tick(Side::Bid)?, book.best_tick(Side::Ask)?);
-    let ladder = book.ladder();
-    Some((bid, ask, Price((ladder.price(bid).0 + ladder.price(ask).0) / 2)))
-}
-
-/// The logit of the mid, between the two ticks' table values. Only a mid change needs it: the
-/// table look-ups and the fixed-point division stay off the other top changes.
-#[inline]
-fn logit_mid(ladder: &MarketLadder, bid: Tick, ask: Tick) -> Fx {
-    (ladder.logit(bid).0 + ladder.logit(ask).0) / Fx::from_num(2)
-}
-
-/// The model's quote as sizes to rest, each side kept only inside the risk band: a side the
-/// model pushes outside it is pulled, not left resting at its old price behind a refused amend.
-#[inline]
-fn in_band(risk: &Risk, q: &Quote, fair: Price, ladder: &MarketLadder, size: Qty) -> Desired {
-    let inside = |p: &Price| risk.within_band(*p, fair, ladder);
-    Desired {
-        bid: q.bid.filter(inside).map(|p| (p, size)),
-        ask: q.ask.filter(inside).map(|p| (p, size)),
-    }
-}
-
-fn seconds_to(close_ts_ms: u64, now_ms: u64) -> f64 {
-    if close_ts_ms == 0 {
-        return f64::INFINITY;
-    }
-    close_ts_ms.saturating_sub(now_ms) as f64 / 1000.0
 }
 
 #[cfg(test)]
@@ -662,7 +491,7 @@ mod tests {
         for step in 0..30_000u32 {
             let body = feed.answer_or_next(&mut pending);
             let now = feed.now_ms;
-            let before: Vec<_> = s.markets.iter().map(|m| m.quoted_from).collect();
+            let before: Vec<_> = s.markets.iter().map(|m| m.model.quoted_from).collect();
             let ev = Event {
                 stamp: Default::default(),
                 body,
@@ -678,12 +507,16 @@ mod tests {
                 }
             }
             for (i, m) in s.markets.iter().enumerate() {
-                let Some((input, generation)) = m.quoted_from else { continue };
-                hits += u64::from(before[i] == m.quoted_from);
+                let Some((input, generation)) = m.model.quoted_from else { continue };
+                hits += u64::from(before[i] == m.model.quoted_from);
                 checked += 1;
-                assert_eq!(generation, m.table.generation());
+                assert_eq!(generation, m.model.table.generation());
                 let ladder = s.books[i as MarketIdx].ladder().ticks();
-                assert_eq!(m.quote, stoikov::quote(ladder, &m.table, &s.cfg.stoikov, &input), "step {step}");
+                assert_eq!(
+                    m.model.quote,
+                    stoikov::quote(ladder, &m.model.table, &s.cfg.stoikov, &input),
+                    "step {step}"
+                );
             }
         }
         assert!(checked > 10_000 && hits > 1_000, "checked {checked}, reused {hits}");
