@@ -15,6 +15,8 @@ pub enum Fault {
         #[serde(default)]
         account: Option<u32>,
     },
+    /// Close every oracle-feed WebSocket connection (the Kalshi connections stay up).
+    DropOracle,
     /// The next sequenced message on each subscription skips `count` seq numbers.
     SkipSeq {
         #[serde(default = "one")]
@@ -81,6 +83,8 @@ pub struct FaultState {
     /// Bumped by each DropWs; connections compare it with the value they started with.
     pub drop_generation: AtomicU64,
     pub drop_account: Mutex<Option<u32>>,
+    /// Bumped by each DropOracle; oracle connections compare it with the value they started with.
+    pub oracle_drop_generation: AtomicU64,
     /// Bumped by SkipSeq/DuplicateSeq; subscriptions apply each generation once.
     pub seq_generation: AtomicU64,
     pub seq_fault: Mutex<Option<Fault>>,
@@ -97,6 +101,9 @@ impl FaultState {
             Fault::DropWs { account } => {
                 *self.drop_account.lock().expect("fault lock") = *account;
                 self.drop_generation.fetch_add(1, Ordering::SeqCst);
+            }
+            Fault::DropOracle => {
+                self.oracle_drop_generation.fetch_add(1, Ordering::SeqCst);
             }
             Fault::SkipSeq { .. } | Fault::DuplicateSeq => {
                 *self.seq_fault.lock().expect("fault lock") = Some(fault.clone());

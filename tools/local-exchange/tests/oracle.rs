@@ -96,3 +96,40 @@ async fn streams_over_websocket() {
     }
     assert_eq!(seen.len(), running.info.markets.len());
 }
+
+/// A `drop_oracle` fault closes the oracle stream, and a new connection streams again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_oracle_closes_the_stream_and_a_reconnect_streams_again() {
+    let running = venue(0, 0.0).await;
+    let ca = std::fs::read_to_string(running.info.ca_file.as_ref().unwrap()).unwrap();
+    let connect = || async {
+        let connector = tokio_tungstenite::Connector::Rustls(kalshi_proto::tls::client_config(&ca).unwrap());
+        tokio_tungstenite::connect_async_tls_with_config(running.info.oracle_ws_url.as_str(), None, false, Some(connector))
+            .await
+            .unwrap()
+            .0
+    };
+    let mut ws = connect().await;
+    let first = tokio::time::timeout(Duration::from_secs(2), ws.next()).await;
+    assert!(matches!(first, Ok(Some(Ok(_)))), "the stream publishes before the fault");
+    running.shared.apply_fault(&local_exchange::faults::Fault::DropOracle);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    let mut closed = false;
+    while tokio::time::Instant::now() < deadline {
+        match tokio::time::timeout(Duration::from_millis(500), ws.next()).await {
+            Ok(None) | Ok(Some(Err(_))) => {
+                closed = true;
+                break;
+            }
+            Ok(Some(Ok(m))) if m.is_close() => {
+                closed = true;
+                break;
+            }
+            _ => {}
+        }
+    }
+    assert!(closed, "the fault closes the oracle connection");
+    let mut again = connect().await;
+    let next = tokio::time::timeout(Duration::from_secs(2), again.next()).await;
+    assert!(matches!(next, Ok(Some(Ok(m))) if m.is_text()), "a new connection streams");
+}

@@ -4,7 +4,8 @@
 //!
 //! - `GET /oracle/v1/markets` and `GET /oracle/v1/markets/{ticker}`: the current value.
 //! - `GET /oracle/v1/ws` (WebSocket): `{"type":"oracle","ticker":..,"probability":..,
-//!   "probability_e4":..,"ts_ms":..}` for every market each publish interval.
+//!   "probability_e4":..,"ts_ms":..}` for every market each publish interval. A `drop_oracle`
+//!   fault closes these connections, and only these.
 
 use super::Shared;
 use crate::engine::MarketId;
@@ -64,9 +65,11 @@ async fn stream(State(s): State<Arc<Shared>>, ws: WebSocketUpgrade) -> Response 
 async fn publish(s: Arc<Shared>, mut socket: WebSocket) {
     let interval = Duration::from_millis(s.config.oracle_interval_ms.max(1));
     let mut ticker = tokio::time::interval(interval);
+    let drops = s.faults.oracle_drop_generation.load(Ordering::SeqCst);
     loop {
         ticker.tick().await;
-        if s.shutdown.load(Ordering::Relaxed) {
+        // A `drop_oracle` fault ends the connection without a close frame, as a lost link would.
+        if s.shutdown.load(Ordering::Relaxed) || s.faults.oracle_drop_generation.load(Ordering::SeqCst) != drops {
             return;
         }
         let now = s.clock.now_ms();
