@@ -9,6 +9,7 @@ pub mod codec;
 pub mod http;
 pub mod io;
 pub mod net;
+pub mod oracle_feed;
 pub mod oracle_wire;
 pub mod pacing;
 pub mod replies;
