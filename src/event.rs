@@ -257,6 +257,13 @@ pub enum EventBody {
     },
     Connected,
     Disconnected,
+    /// The oracle feed's probability for a market (the seed's External_Oracle), on the price
+    /// scale: 5213 is 52.13%. `publish_ms` is the vendor's timestamp, Unix ms.
+    Oracle {
+        market: MarketIdx,
+        probability: Price,
+        publish_ms: u64,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -379,6 +379,18 @@ impl Writer {
                     ("taker", side(taker).into()),
                 ],
             ),
+            EventBody::Oracle {
+                market,
+                probability,
+                publish_ms,
+            } => (
+                "oracle",
+                vec![
+                    ("market", m(&market)),
+                    ("probability", probability.dollars()),
+                    ("publish_ms", publish_ms.to_string()),
+                ],
+            ),
             EventBody::Ticker {
                 market,
                 yes_bid,

@@ -378,7 +378,9 @@ impl Risk {
             | EventBody::OrderUpdate { .. }
             | EventBody::Position { .. }
             | EventBody::Subscribed { .. } => self.last_data_ms = self.last_data_ms.max(now_ms),
-            EventBody::OrderAck { .. } | EventBody::Stale { .. } | EventBody::WsError { .. } => {}
+            // Another feed's data says nothing about Kalshi's: it neither feeds the stale-data
+            // guard nor, when it stops, trips the switch.
+            EventBody::OrderAck { .. } | EventBody::Stale { .. } | EventBody::WsError { .. } | EventBody::Oracle { .. } => {}
         }
         None
     }

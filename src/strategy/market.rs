@@ -52,6 +52,16 @@ impl MarketLife {
     }
 }
 
+/// The oracle feed's last word on a market (the seed's External_Oracle, for alpha).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OracleReading {
+    /// On the price scale: 5213 is 52.13%.
+    pub probability: Price,
+    /// The vendor's timestamp and ours when it arrived, Unix ms.
+    pub publish_ms: u64,
+    pub received_ms: u64,
+}
+
 pub(crate) struct MarketState {
     pub model: StoikovState,
     pub account: MarketAccount,
@@ -59,6 +69,7 @@ pub(crate) struct MarketState {
     /// The book's mid, `None` while the book is stale or one-sided.
     pub mid: Option<Price>,
     pub last_data_ms: u64,
+    pub oracle: Option<OracleReading>,
 }
 
 /// The best bid and best ask ticks, and the mid price between them.

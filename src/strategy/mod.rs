@@ -26,7 +26,7 @@ mod plan;
 mod portfolio;
 
 pub use commands::{Commands, MAX_COMMANDS};
-pub use market::MarketSetup;
+pub use market::{MarketSetup, OracleReading};
 pub use plan::{Intent, Take};
 pub use portfolio::MarketAccount;
 
@@ -82,6 +82,8 @@ pub struct StrategyStats {
     /// Books that went stale because they crossed (a feed or resync bug if ever above 0).
     pub crossed_books: u64,
     pub kills: u64,
+    /// Oracle-feed readings taken (see [`Strategy::oracle`]).
+    pub oracle_ticks: u64,
 }
 
 pub struct Strategy {
@@ -123,6 +125,7 @@ impl Strategy {
                 },
                 mid: None,
                 last_data_ms: 0,
+                oracle: None,
             })
             .collect();
         let capacity = usize::from(cfg.risk.max_open_orders).max(8) * 2;
@@ -163,6 +166,11 @@ impl Strategy {
 
     pub fn quote(&self, market: MarketIdx) -> stoikov::Quote {
         self.markets[usize::from(market)].model.quote
+    }
+
+    /// The oracle feed's last reading for `market`, if any arrived.
+    pub fn oracle(&self, market: MarketIdx) -> Option<OracleReading> {
+        self.markets[usize::from(market)].oracle
     }
 
     pub fn killed(&self) -> Option<KillReason> {
@@ -277,6 +285,21 @@ impl Strategy {
                 }
             }
             EventBody::WsError { .. } => {}
+            EventBody::Oracle {
+                market,
+                probability,
+                publish_ms,
+            } => {
+                // Kept for alpha; V1's quoting does not read it, so nothing is decided here.
+                if let Some(m) = self.markets.get_mut(usize::from(market)) {
+                    self.stats.oracle_ticks += 1;
+                    m.oracle = Some(OracleReading {
+                        probability,
+                        publish_ms,
+                        received_ms: now_ms,
+                    });
+                }
+            }
             EventBody::Disconnected => {
                 // The io thread is about to list our resting orders again; orders it does not
                 // report by `Connected` are gone.
@@ -572,5 +595,81 @@ mod tests {
         }
         // The rehearsals really ran decisions that would have sent commands.
         assert!(would > 10 && sent > 100, "would {would}, sent {sent}");
+    }
+
+    /// An oracle reading is kept for its market and decides nothing: V1's quotes do not read
+    /// it, and another feed's data never refreshes the Kalshi stale-data clock.
+    #[test]
+    fn oracle_readings_are_kept_and_decide_nothing() {
+        let now = 1_780_000_000_000;
+        let cfg = StrategyConfig::from_config(&Config::default(), 9);
+        let mut s = Strategy::new(cfg, &testkit::setups(2, now));
+        let mut feed = SyntheticFeed::new(2, 3, now);
+        let mut out = Commands::default();
+        let mut pending = Vec::new();
+        feed.start(|ev| pending.push(ev.body));
+        for body in pending.drain(..) {
+            s.on_event(
+                &Event {
+                    stamp: Default::default(),
+                    body,
+                },
+                now,
+                &mut out,
+            );
+        }
+        assert_eq!(s.oracle(1), None);
+        let reading = EventBody::Oracle {
+            market: 1,
+            probability: Price(6_150),
+            publish_ms: now - 40,
+        };
+        s.on_event(
+            &Event {
+                stamp: Default::default(),
+                body: reading,
+            },
+            now + 5,
+            &mut out,
+        );
+        assert!(out.is_empty(), "{:?}", out.as_slice());
+        assert_eq!(
+            s.oracle(1),
+            Some(OracleReading {
+                probability: Price(6_150),
+                publish_ms: now - 40,
+                received_ms: now + 5,
+            })
+        );
+        assert_eq!((s.oracle(0), s.stats().oracle_ticks), (None, 1));
+        // An unknown market's reading is dropped, not a panic.
+        let stray = EventBody::Oracle {
+            market: 9,
+            probability: Price(1),
+            publish_ms: now,
+        };
+        s.on_event(
+            &Event {
+                stamp: Default::default(),
+                body: stray,
+            },
+            now + 6,
+            &mut out,
+        );
+        assert_eq!(s.stats().oracle_ticks, 1);
+        // Oracle readings every second for a minute do not keep quoting alive past the
+        // stale-data limit: only Kalshi's data does.
+        for t in 1..=60u64 {
+            s.on_event(
+                &Event {
+                    stamp: Default::default(),
+                    body: reading,
+                },
+                now + t * 1_000,
+                &mut out,
+            );
+            s.on_timer(now + t * 1_000, &mut out);
+        }
+        assert_eq!(s.killed(), Some(KillReason::StaleData));
     }
 }
