@@ -87,6 +87,11 @@ pub struct Config {
     pub key_file: Option<PathBuf>,
     /// A running local exchange's info file (URLs, CA, keys).
     pub info_file: Option<PathBuf>,
+    /// The oracle feed's WebSocket URL (the seed's External_Oracle); `None` takes the local
+    /// exchange's from its info file, or runs without an oracle.
+    pub oracle_url: Option<String>,
+    /// Whether to read an oracle feed at all (`--no-oracle`: the info file's is ignored).
+    pub oracle: bool,
     /// Which of the local exchange's accounts to trade as.
     pub account: usize,
     /// Confirmation that a real venue may be traded.
@@ -154,6 +159,8 @@ struct VenueSection {
     key_id: Option<String>,
     key_file: Option<PathBuf>,
     info_file: Option<PathBuf>,
+    oracle_url: Option<String>,
+    oracle: Option<bool>,
     account: Option<usize>,
     scenario: Option<PathBuf>,
     seed: Option<u64>,
@@ -282,6 +289,13 @@ pub struct RunArgs {
     /// Info file of a local exchange started on its own (`kmm exchange --info-file F`).
     #[arg(long)]
     pub info_file: Option<PathBuf>,
+    /// WebSocket URL of an oracle feed (wss://...): a second feed, read beside Kalshi's. Default:
+    /// the local exchange's (from its info file), none for other venues.
+    #[arg(long)]
+    pub oracle_url: Option<String>,
+    /// Read no oracle feed, not even the local exchange's.
+    #[arg(long)]
+    pub no_oracle: bool,
     /// Which account of the local exchange's info file to trade as.
     #[arg(long)]
     pub account: Option<usize>,
@@ -416,6 +430,8 @@ impl Default for Config {
             key_id: None,
             key_file: None,
             info_file: None,
+            oracle_url: None,
+            oracle: true,
             account: 0,
             confirm_live: false,
             scenario: None,
@@ -487,6 +503,8 @@ impl Config {
         set(&mut self.key_id, v.key_id);
         set(&mut self.key_file, v.key_file);
         set(&mut self.info_file, v.info_file);
+        set(&mut self.oracle_url, v.oracle_url);
+        set_bool(&mut self.oracle, v.oracle);
         if let Some(a) = v.account {
             self.account = a;
         }
@@ -603,6 +621,10 @@ impl Config {
         set(&mut self.key_id, a.key_id.clone());
         set(&mut self.key_file, a.key_file.clone());
         set(&mut self.info_file, a.info_file.clone());
+        set(&mut self.oracle_url, a.oracle_url.clone());
+        if a.no_oracle {
+            self.oracle = false;
+        }
         if let Some(n) = a.account {
             self.account = n;
         }
@@ -731,6 +753,14 @@ impl Config {
                         self.venue.name()
                     );
                 }
+            }
+        }
+        if let Some(url) = &self.oracle_url {
+            if !self.oracle {
+                bail!("--oracle-url and --no-oracle (or [venue] oracle = false) contradict each other: drop one");
+            }
+            if !(url.starts_with("wss://") || url.starts_with("ws://")) {
+                bail!("[venue] oracle_url (--oracle-url) {url:?} is not a WebSocket URL: give wss://host/path");
             }
         }
         if self.rest_url.is_some() != self.ws_url.is_some() {
@@ -893,5 +923,28 @@ mod tests {
         assert_eq!(cfg.run_for(), None, "real venues run until stopped");
         assert!(Config::default().embedded_exchange());
         assert_eq!(Config::default().run_for(), Some(DEFAULT_LOCAL_DURATION));
+    }
+
+    #[test]
+    fn the_oracle_feed_is_the_info_files_unless_named_or_switched_off() {
+        let cfg = Config::default();
+        assert!(cfg.oracle && cfg.oracle_url.is_none());
+        let mut cfg = Config::default();
+        cfg.apply_flags(&args(&["--oracle-url", "wss://vendor.example/feed"])).unwrap();
+        cfg.validate().unwrap();
+        assert_eq!(cfg.oracle_url.as_deref(), Some("wss://vendor.example/feed"));
+        let mut cfg = Config::default();
+        cfg.apply_file("[venue]\noracle = false\n").unwrap();
+        assert!(!cfg.oracle);
+        let mut cfg = Config::default();
+        cfg.apply_flags(&args(&["--no-oracle"])).unwrap();
+        assert!(!cfg.oracle);
+        cfg.apply_flags(&args(&["--oracle-url", "wss://x/y"])).unwrap();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("--no-oracle") && e.contains("--oracle-url"), "{e}");
+        let mut cfg = Config::default();
+        cfg.apply_flags(&args(&["--oracle-url", "https://x/y"])).unwrap();
+        let e = cfg.validate().unwrap_err().to_string();
+        assert!(e.contains("wss://"), "{e}");
     }
 }
