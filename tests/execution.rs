@@ -56,7 +56,7 @@ impl Harness {
     }
 
     fn ev(&mut self, body: EventBody) {
-        self.orders.on_event(&body, self.now);
+        self.orders.on_event(&body, self.now, &mut |_| {});
     }
 
     fn new_order_id(&mut self) -> OrderId {

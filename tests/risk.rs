@@ -120,6 +120,7 @@ fn exposure_with_bid(qty: Qty, acked: bool) -> (Orders, Exposure) {
                 remaining: qty,
             },
             0,
+            &mut |_| {},
         );
     }
     let e = orders.exposure(M);
@@ -626,7 +627,7 @@ proptest! {
                         if let EventBody::Fill { side, qty, .. } = ev {
                             position += side.sign() * qty.0;
                         }
-                        orders.on_event(&ev, now);
+                        orders.on_event(&ev, now, &mut |_| {});
                         risk.on_event(&ev, now);
                     }
                 }
@@ -653,7 +654,7 @@ proptest! {
                 if let EventBody::Fill { side, qty, .. } = ev {
                     position += side.sign() * qty.0;
                 }
-                orders.on_event(&ev, now);
+                orders.on_event(&ev, now, &mut |_| {});
             } else {
                 break;
             }

@@ -2,6 +2,7 @@
 //! reconnect) does to the table. Every such event must come through [`Orders::on_event`], in
 //! ring order.
 
+use super::change::{Before, OrderChange};
 use super::order::OrderState;
 use super::Orders;
 use crate::event::{ClientRef, EventBody, MarketIdx, OrderId, OrderStatus, Price, Qty, RejectReason, Side};
@@ -22,9 +23,10 @@ pub(super) const EARLY_FILLS: usize = 32;
 impl Orders {
     /// Applies one event; every order-related event must come through here, in ring order.
     /// `Disconnected` begins a resync and `Connected` ends it (see [`Orders::begin_resync`]).
-    pub fn on_event(&mut self, body: &EventBody, now_ms: u64) {
+    /// `changes` hears what the event changed about each of our orders (see [`OrderChange`]).
+    pub fn on_event(&mut self, body: &EventBody, now_ms: u64, changes: &mut impl FnMut(OrderChange)) {
         self.now_ms = self.now_ms.max(now_ms);
-        match *body {
+        let touched = match *body {
             EventBody::OrderAck {
                 client,
                 order,
@@ -45,15 +47,30 @@ impl Orders {
                 filled,
             } => self.on_update(market, client, order, status, side, price, remaining, filled, now_ms),
             EventBody::Fill { client, order, qty, .. } => self.on_fill(client, order, qty),
-            EventBody::Disconnected => self.begin_resync(),
-            EventBody::Connected => {
-                self.end_resync(now_ms);
+            EventBody::Disconnected => {
+                self.begin_resync();
+                None
             }
-            _ => {}
+            EventBody::Connected => {
+                self.end_resync_reporting(now_ms, changes);
+                None
+            }
+            _ => None,
+        };
+        if let Some((i, before)) = touched {
+            self.report_change(i, before, changes);
         }
     }
 
-    fn on_ack(&mut self, client: ClientRef, order: OrderId, status: OrderStatus, filled: Qty, remaining: Qty, now_ms: u64) {
+    fn on_ack(
+        &mut self,
+        client: ClientRef,
+        order: OrderId,
+        status: OrderStatus,
+        filled: Qty,
+        remaining: Qty,
+        now_ms: u64,
+    ) -> Option<(usize, Before)> {
         self.stats.acks += 1;
         let found = if client.0 != 0 {
             self.find_client(client)
@@ -65,8 +82,9 @@ impl Orders {
             if client.0 != 0 {
                 self.stats.untracked += 1;
             }
-            return;
+            return None;
         };
+        let before = Before::of(&self.slots[i]);
         let o = &mut self.slots[i];
         if o.state == OrderState::Done {
             if o.inferred_done && status == OrderStatus::Resting {
@@ -74,7 +92,7 @@ impl Orders {
             } else if status != OrderStatus::Resting {
                 self.settle_final(i, filled);
             }
-            return;
+            return Some((i, before));
         }
         let learned = o.order.is_none() && order.0 != 0;
         if learned {
@@ -118,13 +136,13 @@ impl Orders {
         if learned {
             self.apply_early_fills(i);
         }
+        Some((i, before))
     }
 
-    fn on_reject(&mut self, client: ClientRef, reason: RejectReason, now_ms: u64) {
+    fn on_reject(&mut self, client: ClientRef, reason: RejectReason, now_ms: u64) -> Option<(usize, Before)> {
         self.stats.rejects += 1;
-        let Some(i) = (client.0 != 0).then(|| self.find_client(client)).flatten() else {
-            return;
-        };
+        let i = (client.0 != 0).then(|| self.find_client(client)).flatten()?;
+        let before = Before::of(&self.slots[i]);
         let o = &mut self.slots[i];
         let (market, side) = (o.market, o.side);
         let gone = reason == RejectReason::NotFound;
@@ -136,7 +154,7 @@ impl Orders {
             self.params.reject_backoff_ms
         };
         match o.state {
-            OrderState::Done => return,
+            OrderState::Done => return Some((i, before)),
             OrderState::PendingNew => {
                 // Nothing changed at the exchange, unless it already told us the order exists.
                 if o.order.is_some() && o.remaining.0 > 0 {
@@ -170,6 +188,7 @@ impl Orders {
         if self.slots[i].state == OrderState::Done {
             self.close_slot(i);
         }
+        Some((i, before))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -184,7 +203,7 @@ impl Orders {
         remaining: Qty,
         filled: Qty,
         now_ms: u64,
-    ) {
+    ) -> Option<(usize, Before)> {
         let found = match (client.0 != 0).then(|| self.find_client(client)).flatten() {
             Some(i) => Some(i),
             None => self.find_order(order),
@@ -193,8 +212,9 @@ impl Orders {
             if status == OrderStatus::Resting && client.0 != 0 && remaining.0 > 0 {
                 self.adopt(market, client, order, side, price, remaining, filled, now_ms);
             }
-            return;
+            return None;
         };
+        let before = Before::of(&self.slots[i]);
         let timeout = self.params.inflight_timeout_ms;
         let o = &mut self.slots[i];
         if o.state == OrderState::Done {
@@ -204,7 +224,7 @@ impl Orders {
             } else if status != OrderStatus::Resting {
                 self.settle_final(i, filled);
             }
-            return;
+            return Some((i, before));
         }
         let learned = o.order.is_none() && order.0 != 0;
         if learned {
@@ -240,9 +260,10 @@ impl Orders {
         if learned {
             self.apply_early_fills(i);
         }
+        Some((i, before))
     }
 
-    fn on_fill(&mut self, client: ClientRef, order: OrderId, qty: Qty) {
+    fn on_fill(&mut self, client: ClientRef, order: OrderId, qty: Qty) -> Option<(usize, Before)> {
         let found = match (client.0 != 0).then(|| self.find_client(client)).flatten() {
             Some(i) => Some(i),
             None => self.find_order(order),
@@ -257,8 +278,9 @@ impl Orders {
                 self.early_next = (self.early_next + 1) % EARLY_FILLS;
                 self.stats.early_fills += 1;
             }
-            return;
+            return None;
         };
+        let before = Before::of(&self.slots[i]);
         let o = &mut self.slots[i];
         if o.order.is_none() && order.0 != 0 {
             o.order = Some(order);
@@ -271,6 +293,7 @@ impl Orders {
         } else if o.state == OrderState::Done && !o.settling() {
             self.unsettle(i);
         }
+        Some((i, before))
     }
 
     /// A finished order's final report: how much it filled is now known.

@@ -4,7 +4,7 @@
 //! Exposure is worst case: an order whose amend is in flight counts at the larger of its old
 //! and new size; one being cancelled or decreased counts until the exchange confirms.
 
-use super::order::OrderState;
+use super::order::{OrderState, Role};
 use super::Orders;
 use crate::event::{ClientRef, MarketIdx, Qty, Side};
 
@@ -134,7 +134,7 @@ impl Orders {
     /// amend or decrease it): none when a non-cancel request is in flight on the side.
     fn reusable(&self, market: MarketIdx, side: Side) -> Option<usize> {
         let mut best: Option<usize> = None;
-        for i in self.side_slots(market, side) {
+        for i in self.side_slots(market, side).filter(|&i| self.slots[i].role == Role::Quote) {
             let o = &self.slots[i];
             match o.state {
                 OrderState::PendingNew | OrderState::PendingAmend { .. } | OrderState::PendingDecrease { .. } => return None,

@@ -7,8 +7,9 @@
 //! - `table`: the fixed slot array, lookups, and which slots are open or settling;
 //! - `side_index`: the open slots of each market and side, so a decision reads only its own;
 //! - `events`: what each order event does to the table;
+//! - `change`: what an event changed about one of our orders, as the queue estimator needs it;
 //! - `resync`: closing what a reconnect no longer lists, adopting what it lists that we lost;
-//! - `quoting`: `reconcile` and its rule table;
+//! - `quoting`: `reconcile` and its rule table (quotes only: a take is never reused);
 //! - `requests`: the requests themselves, direct ones included, and client ids;
 //! - `exposure`: what could still trade, for risk;
 //! - `params`: the tuning knobs.
@@ -16,6 +17,7 @@
 //! Everything is allocation-free after [`Orders::new`]: orders live in a fixed slot array and
 //! finished orders stay there (to absorb late fills and acks) until their slot is reused.
 
+mod change;
 mod events;
 mod exposure;
 mod order;
@@ -28,8 +30,9 @@ mod table;
 #[cfg(test)]
 mod tests;
 
+pub use change::{ChangeCounts, ChangeKind, OrderChange};
 pub use exposure::{Exposure, QuoteOrder, SideExposure};
-pub use order::{Order, OrderState};
+pub use order::{Order, OrderState, Role};
 pub use params::{ExecParamError, ExecParams};
 pub use quoting::{Desired, Level};
 pub use requests::{ClientIds, Refusal};

@@ -32,6 +32,17 @@ pub enum OrderState {
     Done,
 }
 
+/// What an order is for. Quote reconciliation manages quotes only; a take is sent once,
+/// immediate-or-cancel, and ends with its answer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Role {
+    /// A resting post-only quote, kept in line with the strategy's desired quotes.
+    #[default]
+    Quote,
+    /// An aggressive order that crosses the spread (the taker's): never reused as a quote.
+    Take,
+}
+
 /// One tracked order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Order {
@@ -40,6 +51,7 @@ pub struct Order {
     /// The exchange's id, once an ack, update or fill has told us.
     pub order: Option<OrderId>,
     pub market: MarketIdx,
+    pub role: Role,
     /// Bid buys YES; Ask sells YES (buys NO). Prices are on the YES scale.
     pub side: Side,
     pub price: Price,
@@ -75,6 +87,7 @@ pub(super) const EMPTY: Order = Order {
     client: ClientRef(0),
     order: None,
     market: 0,
+    role: Role::Quote,
     side: Side::Bid,
     price: Price(0),
     total: Qty(0),

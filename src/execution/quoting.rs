@@ -16,10 +16,12 @@
 //! it only shrinks; `decrease` (`reduce_to` = the new remaining) always keeps priority. So a
 //! pure shrink is a decrease, and a grow or a price move is an amend.
 //!
-//! Reconcile never places an order on a side that still has any open order, so a side has at
-//! most one working order (adopted orders beyond the first are cancelled).
+//! Reconcile never places an order on a side that still has any open quote, so a side has at
+//! most one working quote (adopted orders beyond the first are cancelled). It manages quotes
+//! only: an order with the take role (an immediate-or-cancel in flight) is neither reused,
+//! nor cancelled, nor in the way of a quote.
 
-use super::order::OrderState;
+use super::order::{OrderState, Role};
 use super::requests::ClientIds;
 use super::Orders;
 use crate::event::{CommandBody, MarketIdx, Price, Qty, Side};
@@ -129,6 +131,10 @@ impl Orders {
         let mut keeper_rank = 0u8;
         for i in self.side_slots(market, side) {
             let o = &self.slots[i];
+            // A take in flight is not a quote: it ends with its answer, and a quote rests beside it.
+            if o.role != Role::Quote {
+                continue;
+            }
             if n == SIDE_SCAN {
                 break;
             }
@@ -165,7 +171,7 @@ impl Orders {
         }
         let Some(k) = keeper else {
             // Never beside another open order (a cancel in flight, an unknown create).
-            if n == 0 && self.send_place(market, side, price, qty, now_ms, ids, sink).is_ok() {
+            if n == 0 && self.send_place(market, side, price, qty, Role::Quote, now_ms, ids, sink).is_ok() {
                 sent += 1;
             }
             return sent;

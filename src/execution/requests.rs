@@ -8,7 +8,7 @@
 //! until an update about the order arrives or a resync closes it. Only a timed-out cancel is
 //! sent again (that is harmless).
 
-use super::order::{Order, OrderState, EMPTY};
+use super::order::{Order, OrderState, Role, EMPTY};
 use super::Orders;
 use crate::event::{ClientRef, CommandBody, MarketIdx, Price, Qty, Side, TimeInForce};
 
@@ -94,7 +94,7 @@ impl Orders {
         remaining
     }
 
-    /// Places a post-only GTC order directly (V2 modules that manage orders themselves).
+    /// Places a post-only GTC quote directly (V2 modules that manage their quotes themselves).
     /// Returns its reference.
     #[allow(clippy::too_many_arguments)]
     pub fn place(
@@ -108,7 +108,26 @@ impl Orders {
         sink: &mut impl FnMut(CommandBody) -> bool,
     ) -> Result<ClientRef, Refusal> {
         self.now_ms = self.now_ms.max(now_ms);
-        self.send_place(market, side, price, qty, now_ms, ids, sink)
+        self.send_place(market, side, price, qty, Role::Quote, now_ms, ids, sink)
+    }
+
+    /// Sends an aggressive immediate-or-cancel order: buy (`Bid`) or sell (`Ask`) up to `qty`
+    /// at `limit` or better, the rest cancelled by the exchange. It is tracked with the
+    /// [`Role::Take`] role until its answer ends it, counts in exposure meanwhile, and quote
+    /// reconciliation never touches it. Returns its reference.
+    #[allow(clippy::too_many_arguments)]
+    pub fn take(
+        &mut self,
+        market: MarketIdx,
+        side: Side,
+        limit: Price,
+        qty: Qty,
+        now_ms: u64,
+        ids: &mut ClientIds,
+        sink: &mut impl FnMut(CommandBody) -> bool,
+    ) -> Result<ClientRef, Refusal> {
+        self.now_ms = self.now_ms.max(now_ms);
+        self.send_place(market, side, limit, qty, Role::Take, now_ms, ids, sink)
     }
 
     /// Amends an order to `price` and total size `total` (= filled + the remaining wanted).
@@ -179,6 +198,7 @@ impl Orders {
         side: Side,
         price: Price,
         qty: Qty,
+        role: Role,
         now_ms: u64,
         ids: &mut ClientIds,
         sink: &mut impl FnMut(CommandBody) -> bool,
@@ -197,8 +217,12 @@ impl Orders {
             side,
             price,
             qty,
-            tif: TimeInForce::GoodTillCanceled,
-            post_only: true,
+            // A quote rests and must never take; a take must never rest.
+            tif: match role {
+                Role::Quote => TimeInForce::GoodTillCanceled,
+                Role::Take => TimeInForce::ImmediateOrCancel,
+            },
+            post_only: role == Role::Quote,
         };
         if !sink(cmd) {
             return Err(Refusal::Vetoed);
@@ -207,6 +231,7 @@ impl Orders {
             client,
             order: None,
             market,
+            role,
             side,
             price,
             total: qty,

@@ -2,6 +2,7 @@
 //! orders of ours the table lost (or an earlier session left) are adopted, and orders a
 //! close was wrong about are revived.
 
+use super::change::{Before, OrderChange};
 use super::order::{Order, OrderState, EMPTY};
 use super::Orders;
 use crate::event::{ClientRef, MarketIdx, OrderId, Price, Qty, Side};
@@ -74,6 +75,11 @@ impl Orders {
     /// its answer is left to that answer unless it has timed out. Orders placed during the
     /// resync are exempt. Returns how many orders were closed. Called on `Connected`.
     pub fn end_resync(&mut self, now_ms: u64) -> usize {
+        self.end_resync_reporting(now_ms, &mut |_| {})
+    }
+
+    /// [`end_resync`](Self::end_resync), telling `changes` of every order it closes.
+    pub(super) fn end_resync_reporting(&mut self, now_ms: u64, changes: &mut impl FnMut(OrderChange)) -> usize {
         if !self.resyncing {
             return 0;
         }
@@ -86,7 +92,10 @@ impl Orders {
             let o = &mut self.slots[i];
             let awaiting_create = o.state == OrderState::PendingNew && !o.is_unknown(now_ms, timeout);
             if o.unconfirmed && !awaiting_create {
+                let before = Before::of(o);
                 o.finish(true);
+                self.report_change(i, before, changes);
+                let o = &self.slots[i];
                 if o.settling() && self.settling.len() < self.settling.capacity() {
                     self.settling.push(i as u16);
                 }

@@ -271,10 +271,11 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                         filled: Qty(0),
                     },
                     now,
+                    &mut |_| {},
                 );
             }
-            Op::Disconnect => orders.on_event(&EventBody::Disconnected, now),
-            Op::Connect => orders.on_event(&EventBody::Connected, now),
+            Op::Disconnect => orders.on_event(&EventBody::Disconnected, now, &mut |_| {}),
+            Op::Connect => orders.on_event(&EventBody::Connected, now, &mut |_| {}),
             Op::Wait { ms } => now += ms,
             ref other => {
                 let pick = match *other {
@@ -311,6 +312,7 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                             remaining: Qty(remaining * 100),
                         },
                         now,
+                        &mut |_| {},
                     ),
                     Op::Reject { reason, .. } => {
                         let reasons = [
@@ -334,6 +336,7 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                                 http_status: 400,
                             },
                             now,
+                            &mut |_| {},
                         )
                     }
                     Op::Update {
@@ -354,6 +357,7 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                             filled: Qty(filled * 100),
                         },
                         now,
+                        &mut |_| {},
                     ),
                     Op::Fill { qty, by_order, .. } => orders.on_event(
                         &EventBody::Fill {
@@ -368,6 +372,7 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                             post_position: Qty(0),
                         },
                         now,
+                        &mut |_| {},
                     ),
                     Op::Cancel { .. } => {
                         let _ = orders.cancel(client, now, &mut sink);
@@ -417,6 +422,7 @@ fn moved_slot_keeps_open_order_within_its_side() {
                 http_status: 400,
             },
             2,
+            &mut |_| {},
         )
     };
     reject(&mut orders, refs[0]);

@@ -31,8 +31,9 @@ pub use plan::{Intent, Take};
 pub use portfolio::MarketAccount;
 
 use crate::config::{Config, Modules};
-use crate::event::{CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty};
-use crate::execution::{ClientIds, ExecParams, Orders};
+use crate::event::{ClientRef, CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty};
+use crate::execution::{ChangeCounts, ClientIds, ExecParams, Exposure, Orders, Refusal};
+use crate::ladder::MarketLadder;
 use crate::logger::LogBody;
 use crate::orderbook::{Apply, Books, Integrity};
 use crate::risk::{KillReason, Risk, RiskLimits};
@@ -84,6 +85,8 @@ pub struct StrategyStats {
     pub kills: u64,
     /// Oracle-feed readings taken (see [`Strategy::oracle`]).
     pub oracle_ticks: u64,
+    /// What order events did to our orders (rested, requeued, decreased, filled, ended).
+    pub order_changes: ChangeCounts,
 }
 
 pub struct Strategy {
@@ -253,14 +256,16 @@ impl Strategy {
                 fee,
                 ..
             } => {
-                self.orders.on_event(body, now_ms);
+                let changes = &mut self.stats.order_changes;
+                self.orders.on_event(body, now_ms, &mut |c| changes.count(c.kind));
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
                     m.account.book_fill(side, yes_price, qty, fee);
                     self.decide(market, now_ms, out);
                 }
             }
             EventBody::OrderUpdate { market, .. } | EventBody::OrderAck { market, .. } | EventBody::OrderReject { market, .. } => {
-                self.orders.on_event(body, now_ms);
+                let changes = &mut self.stats.order_changes;
+                self.orders.on_event(body, now_ms, &mut |c| changes.count(c.kind));
                 if usize::from(market) < self.markets.len() {
                     self.decide(market, now_ms, out);
                 }
@@ -303,7 +308,8 @@ impl Strategy {
             EventBody::Disconnected => {
                 // The io thread is about to list our resting orders again; orders it does not
                 // report by `Connected` are gone.
-                self.orders.begin_resync();
+                let changes = &mut self.stats.order_changes;
+                self.orders.on_event(body, now_ms, &mut |c| changes.count(c.kind));
                 // Blind: every book is stale until the resubscribe's snapshots arrive.
                 for (i, m) in self.markets.iter_mut().enumerate() {
                     m.mid = None;
@@ -313,7 +319,8 @@ impl Strategy {
                 }
             }
             EventBody::Connected => {
-                self.orders.end_resync(now_ms);
+                let changes = &mut self.stats.order_changes;
+                self.orders.on_event(body, now_ms, &mut |c| changes.count(c.kind));
             }
         }
         if self.risk.killed().is_some() {
@@ -410,36 +417,66 @@ impl Strategy {
     }
 
     /// Turns one market's intent into commands: the quotes clamped to what risk allows, then
-    /// reconciled against our orders, each request passing risk's final check.
+    /// reconciled against our quotes, and the take if there is one; every request passes
+    /// risk's final check.
     fn commit(&mut self, market: MarketIdx, intent: Intent, now_ms: u64, out: &mut Commands) {
         let m = &self.markets[usize::from(market)];
         let exposure = self.orders.exposure(market);
         let position = m.account.position;
         let desired = self.risk.clamp(intent.quotes, position, exposure);
-        let reference = m.mid;
-        let ladder = self.books[market].ladder();
-        let risk = &mut self.risk;
-        let mut open = self.orders.open_count();
-        let stats = &mut self.stats;
+        let mut gate = Gate {
+            risk: &mut self.risk,
+            stats: &mut self.stats,
+            out,
+            market,
+            reference: m.mid,
+            ladder: self.books[market].ladder(),
+            position,
+            exposure,
+            open: self.orders.open_count(),
+        };
         self.orders
-            .reconcile(market, desired, ladder, now_ms, &mut self.ids, &mut |cmd| match risk
-                .check(&cmd, reference, ladder, position, exposure, open)
-            {
-                Ok(()) => {
-                    if matches!(cmd, CommandBody::Place { .. }) {
-                        open += 1;
-                    }
-                    out.push(cmd)
-                }
-                Err(block) => {
-                    stats.risk_blocks += 1;
-                    out.note(LogBody::RiskBlock {
-                        market,
-                        reason: block.code(),
-                    });
-                    false
-                }
+            .reconcile(market, desired, gate.ladder, now_ms, &mut self.ids, &mut |cmd| gate.pass(cmd));
+        if let Some(take) = intent.take {
+            // Risk judges the take against the exposure the quotes left.
+            gate.exposure = self.orders.exposure(market);
+            let _ = self
+                .orders
+                .take(market, take.side, take.limit, take.qty, now_ms, &mut self.ids, &mut |cmd| {
+                    gate.pass(cmd)
+                });
+        }
+    }
+
+    /// Sends one aggressive immediate-or-cancel order now, through risk, outside any module's
+    /// plan (an operator's flatten, a test of the take path). Returns its reference, or why
+    /// it was not sent (risk's reason is in `out`'s notes and the block counters).
+    pub fn take(&mut self, market: MarketIdx, take: Take, now_ms: u64, out: &mut Commands) -> Result<ClientRef, Refusal> {
+        out.clear();
+        let Some(m) = self.markets.get(usize::from(market)) else {
+            return Err(Refusal::NotFound);
+        };
+        if self.risk.killed().is_some() {
+            return Err(Refusal::Vetoed);
+        }
+        let mut gate = Gate {
+            risk: &mut self.risk,
+            stats: &mut self.stats,
+            out,
+            market,
+            reference: m.mid,
+            ladder: self.books[market].ladder(),
+            position: m.account.position,
+            exposure: self.orders.exposure(market),
+            open: self.orders.open_count(),
+        };
+        let sent = self
+            .orders
+            .take(market, take.side, take.limit, take.qty, now_ms, &mut self.ids, &mut |cmd| {
+                gate.pass(cmd)
             });
+        self.stats.commands += out.len() as u64;
+        sent
     }
 
     /// Runs one market's decision (each market in turn) as a book change would, and keeps
@@ -489,6 +526,46 @@ impl Strategy {
         }
         self.orders.cancel_all(None, &mut |cmd| out.push(cmd));
         self.kill_handled = true;
+    }
+}
+
+/// Risk's final check between a decision and the ring: a command that passes goes out, one
+/// that does not is counted and noted, and the order table forgets it was tried.
+struct Gate<'a> {
+    risk: &'a mut Risk,
+    stats: &'a mut StrategyStats,
+    out: &'a mut Commands,
+    market: MarketIdx,
+    reference: Option<Price>,
+    ladder: &'a MarketLadder,
+    position: Qty,
+    exposure: Exposure,
+    /// Open orders across markets, counting places this decision already sent.
+    open: usize,
+}
+
+impl Gate<'_> {
+    #[inline]
+    fn pass(&mut self, cmd: CommandBody) -> bool {
+        match self
+            .risk
+            .check(&cmd, self.reference, self.ladder, self.position, self.exposure, self.open)
+        {
+            Ok(()) => {
+                if matches!(cmd, CommandBody::Place { .. }) {
+                    self.open += 1;
+                }
+                self.out.push(cmd)
+            }
+            Err(block) => {
+                self.stats.risk_blocks += 1;
+                self.out.note(LogBody::RiskBlock {
+                    market: self.market,
+                    reason: block.code(),
+                });
+                false
+            }
+        }
     }
 }
 
