@@ -11,7 +11,7 @@ use crate::logger::{LogBody, LogProducer};
 use crate::metrics::{tsc, TscClock};
 use crate::poll::{Idle, PollMode};
 use crate::risk::KillReason;
-use crate::strategy::{Commands, Strategy};
+use crate::strategy::{Commands, Strategy, Take};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -63,6 +63,8 @@ pub struct LiveStatus {
 pub enum StrategyControl {
     /// Trip the kill switch: cancel everything, place nothing more.
     Kill(KillReason),
+    /// Cross the spread once, through risk (an operator's flatten; the take path's test).
+    Take { market: MarketIdx, take: Take },
 }
 
 /// Where the loop's time goes between timer passes.
@@ -138,6 +140,10 @@ pub fn strategy_loop(
             while let Ok(msg) = control.try_recv() {
                 match msg {
                     StrategyControl::Kill(reason) => strategy.kill(reason, wall.now_ms(), &mut out),
+                    // A refusal is in the risk counters and the log notes `emit` writes.
+                    StrategyControl::Take { market, take } => {
+                        let _ = strategy.take(market, take, wall.now_ms(), &mut out);
+                    }
                 }
                 emit(&out, &mut commands, &mut log, Default::default(), 0, 0, &mut stalls);
             }

@@ -6,18 +6,24 @@ use kalshi_proto::ladder::LevelStructure;
 use kalshi_proto::ratelimit::Tier;
 use kalshi_proto::units::Money;
 use kalshi_proto::Side as ExSide;
+use kmm::config::Config;
 use kmm::connector::http::BlockingClient;
 use kmm::connector::io::{self, Control, IoReport, IoSetup};
 use kmm::connector::venue::{self, VenueConfig};
 use kmm::event::{
     ClientRef, Command, CommandBody, Event, EventBody, MarketIdx, OrderId, OrderStatus, Price, Qty, Side, Stamp, TimeInForce,
 };
+use kmm::ladder::FeeRates;
 use kmm::logger::{self, LogConfig, Logger};
 use kmm::metrics::TscClock;
 use kmm::poll::PollMode;
+use kmm::runtime::{self, LiveStatus, StrategyControl};
+use kmm::strategy::{MarketSetup, Strategy, StrategyConfig, Take};
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder};
 use local_exchange::faults::Fault;
 use local_exchange::server::{self, NoPopulation, RunningExchange, ServerConfig};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TICKERS: [&str; 3] = ["IO-LIN", "IO-DECI", "IO-TAPER"];
@@ -55,12 +61,9 @@ fn start(poll: PollMode, preload: &[Command]) -> Harness {
     start_with(poll, preload, |_| {})
 }
 
-fn start_with(poll: PollMode, preload: &[Command], tweak: impl FnOnce(&mut IoSetup)) -> Harness {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+/// A fresh exchange with the three test markets and a liquidity account, on `rt`, and the
+/// venue configuration of account 0 (written to an info file as a user would).
+fn local_venue(rt: &tokio::runtime::Runtime) -> (RunningExchange, u32, VenueConfig, std::path::PathBuf) {
     let state_dir = std::env::temp_dir().join(format!(
         "kmm-io-test-{}-{}",
         std::process::id(),
@@ -84,6 +87,20 @@ fn start_with(poll: PollMode, preload: &[Command], tweak: impl FnOnce(&mut IoSet
     let mut venue = VenueConfig::from_info_file(&info_path, 0).unwrap();
     venue.tier = Tier::Advanced;
     assert!(!format!("{venue:?}").contains("PRIVATE KEY"), "the key must not show in Debug");
+    (running, lp, venue, state_dir)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn start_with(poll: PollMode, preload: &[Command], tweak: impl FnOnce(&mut IoSetup)) -> Harness {
+    let rt = runtime();
+    let (running, lp, venue, state_dir) = local_venue(&rt);
     let rest = venue.blocking_client().unwrap();
 
     let clock = TscClock::calibrate(Duration::from_millis(20));
@@ -192,21 +209,7 @@ impl Harness {
     }
 
     fn lp_order(&self, ticker: &str, side: ExSide, price: &str, count: &str) {
-        let lp = self.lp;
-        self.running.shared.with_exchange(|ex, now| {
-            let m = ex.market_by_ticker(ticker).unwrap();
-            ex.place(
-                now,
-                NewOrder::limit(
-                    lp,
-                    m,
-                    side,
-                    kalshi_proto::units::Price::parse(price).unwrap(),
-                    kalshi_proto::units::Qty::parse(count).unwrap(),
-                ),
-            )
-            .unwrap();
-        });
+        lp_order(&self.running, self.lp, ticker, side, price, count);
     }
 
     fn shutdown(&mut self) -> IoReport {
@@ -223,6 +226,24 @@ impl Harness {
         }
         h.join().unwrap().unwrap()
     }
+}
+
+/// The liquidity account rests an order directly in the exchange's book.
+fn lp_order(running: &RunningExchange, lp: u32, ticker: &str, side: ExSide, price: &str, count: &str) {
+    running.shared.with_exchange(|ex, now| {
+        let m = ex.market_by_ticker(ticker).unwrap();
+        ex.place(
+            now,
+            NewOrder::limit(
+                lp,
+                m,
+                side,
+                kalshi_proto::units::Price::parse(price).unwrap(),
+                kalshi_proto::units::Qty::parse(count).unwrap(),
+            ),
+        )
+        .unwrap();
+    });
 }
 
 fn acked_order(ev: &Event) -> (OrderId, OrderStatus) {
@@ -450,4 +471,116 @@ fn amends_on_the_heels_of_their_acks_wait_for_the_signer_instead_of_signing_inli
     );
     assert!(report.presign.hits >= 5, "{report:?}");
     assert_eq!(report.resting_after_shutdown, 0);
+}
+
+/// The take path end to end through the engine's own threads: the strategy thread, told to
+/// take 8 contracts at up to 0.60 where only 5 are offered, sends an immediate-or-cancel; the
+/// io thread writes it; the exchange fills 5 and cancels the other 3; the fill reaches the
+/// strategy's account, the exchange's position and the fill journal, and nothing rests.
+#[test]
+fn a_take_from_the_strategy_thread_fills_what_rests_and_the_exchange_cancels_the_rest() {
+    let rt = runtime();
+    let (running, lp, venue, state_dir) = local_venue(&rt);
+    // A bid as well, so the book has a mid for risk's price band.
+    lp_order(&running, lp, TICKERS[0], ExSide::Ask, "0.60", "5");
+    lp_order(&running, lp, TICKERS[0], ExSide::Bid, "0.55", "5");
+    let mut rest = venue.blocking_client().unwrap();
+    let tickers: Vec<String> = TICKERS.iter().map(|t| t.to_string()).collect();
+    let setups: Vec<MarketSetup> = tickers
+        .iter()
+        .map(|t| {
+            let m = venue::fetch_market(&mut rest, t, FeeRates::quadratic(10_000)).unwrap();
+            MarketSetup {
+                ticker: m.ticker,
+                ladder: m.ladder,
+                close_ts_ms: m.close_ts_ms,
+            }
+        })
+        .collect();
+    let mut cfg = Config::default();
+    // Follow the markets and quote nothing: the take is the only order.
+    cfg.modules.stoikov = false;
+    let strategy = Strategy::new(StrategyConfig::from_config(&cfg, 77), &setups);
+    let clock = TscClock::calibrate(Duration::from_millis(20));
+    let log_dir = state_dir.join("log");
+    let (logger, mut producers) = logger::start(LogConfig::new(log_dir.clone()), &["io", "strategy"], tickers.clone(), clock).unwrap();
+    let strategy_log = producers.pop().unwrap();
+    let io_log = producers.pop().unwrap();
+    let (ev_tx, ev_rx) = rtrb::RingBuffer::new(1 << 14);
+    let (cmd_tx, cmd_rx) = rtrb::RingBuffer::new(1024);
+    let (io_control, io_control_rx) = crossbeam::channel::unbounded();
+    let (strategy_control, strategy_control_rx) = crossbeam::channel::unbounded();
+    let mut setup = IoSetup::new(venue, tickers, PollMode::Yield);
+    setup.rest_pool = 2;
+    setup.shutdown_grace = Duration::from_millis(300);
+    let io = std::thread::spawn(move || io::run(setup, clock, ev_tx, cmd_rx, io_control_rx, io_log));
+    let status = Arc::new(LiveStatus::default());
+    let live = status.clone();
+    let engine = std::thread::spawn(move || {
+        runtime::strategy_loop(
+            strategy,
+            ev_rx,
+            cmd_tx,
+            strategy_control_rx,
+            strategy_log,
+            PollMode::Yield,
+            clock,
+            live,
+        )
+    });
+    // The snapshots are in once the event count stops moving.
+    let deadline = Instant::now() + WAIT;
+    let mut last = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(300));
+        let n = status.events.load(Ordering::Relaxed);
+        if n > 5 && n == last {
+            break;
+        }
+        last = n;
+        assert!(Instant::now() < deadline, "the strategy saw no snapshot");
+    }
+    let take = Take {
+        side: Side::Bid,
+        limit: Price(6_000),
+        qty: Qty::from_contracts(8),
+    };
+    strategy_control.send(StrategyControl::Take { market: 0, take }).unwrap();
+    let position = |rest: &mut BlockingClient| {
+        venue::fetch_positions(rest)
+            .unwrap()
+            .into_iter()
+            .find(|p| p.ticker == TICKERS[0])
+            .map_or(Qty(0), |p| p.position)
+    };
+    while position(&mut rest) != Qty::from_contracts(5) {
+        assert!(Instant::now() < deadline, "the exchange never showed the 5 bought");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        venue::fetch_resting_orders(&mut rest).unwrap().is_empty(),
+        "an IOC leaves nothing resting"
+    );
+    io_control.send(Control::Shutdown).unwrap();
+    io.join().unwrap().unwrap();
+    let run = engine.join().unwrap();
+    let s = run.strategy;
+    assert_eq!(s.account(0).position, Qty::from_contracts(5), "the strategy booked the fill");
+    assert_eq!(s.orders().open_count(), 0);
+    let changes = s.stats().order_changes;
+    assert_eq!(
+        (changes.partly_filled, changes.cancelled, changes.executed),
+        (1, 1, 0),
+        "{changes:?}"
+    );
+    assert_eq!(s.stats().risk_blocks, 0);
+    logger.stop().unwrap();
+    let journal = std::fs::read_to_string(log_dir.join("fills.jsonl")).unwrap();
+    let fills: Vec<&str> = journal.lines().collect();
+    assert_eq!(fills.len(), 1, "{journal}");
+    assert!(
+        fills[0].contains("\"qty\":\"5.00\"") && fills[0].contains("\"taker\":\"true\""),
+        "{journal}"
+    );
+    drop(running);
 }
