@@ -21,7 +21,7 @@ pub struct SideExposure {
     /// (it is part of `resting`); `None` when it has none to reuse.
     pub quote: Option<QuoteOrder>,
     /// Fills reported by order updates but not yet delivered as `Fill` events (see
-    /// [`Order::unbooked`]), including those of finished orders.
+    /// [`Order::unbooked`](super::Order::unbooked)), including those of finished orders.
     pub unbooked: Qty,
     /// Finished orders that vanished ("not found") before their final update: their last
     /// remaining, since it may have filled with the fills still in transit.

@@ -10,8 +10,8 @@
 //! (it describes the order before fills we have seen). An `OrderUpdate` for an order whose
 //! state we know is trusted for its fills and its end (cancelled/executed) only: updates race
 //! REST acks, and a stale one must not shrink the order we think rests. The exchange's
-//! reported but not yet `Fill`-delivered fills stay in [`Exposure`] (the strategy books its
-//! position from `Fill`s), also after the order has finished.
+//! reported but not yet `Fill`-delivered fills stay in [`Exposure`](super::Exposure) (the
+//! strategy books its position from `Fill`s), also after the order has finished.
 
 use crate::event::{ClientRef, MarketIdx, OrderId, Price, Qty, Side};
 
