@@ -7,8 +7,8 @@
 //! a fraction of a microsecond, tick-to-order several, tails reach milliseconds), and on a
 //! linear axis every stage but the slowest would be a flat line on the floor.
 //!
-//! Text uses DejaVu Sans, embedded in the binary (Bitstream Vera licence, see
-//! `assets/fonts/DejaVu-LICENSE.txt`): the report must draw on hosts without system fonts.
+//! Text uses DejaVu Sans, embedded in the binary from the `dejavu` crate (the font under its
+//! Bitstream Vera licence): the report must draw on hosts without system fonts.
 
 use super::table::fmt_us;
 use super::{Report, StageReport, PLOT_HEIGHT, PLOT_WIDTH};
@@ -47,7 +47,6 @@ const GRID: RGBColor = RGBColor(222, 222, 222);
 const GRID_MINOR: RGBColor = RGBColor(240, 240, 240);
 
 const FONT: &str = "DejaVu Sans";
-const FONT_BYTES: &[u8] = include_bytes!("../../assets/fonts/DejaVuSans.ttf");
 
 /// plotters looks fonts up by name in a process-wide table; its own defaults ask for
 /// "sans-serif", which gets the same face so that nothing falls back to a missing system font.
@@ -55,7 +54,7 @@ fn register_fonts() {
     static REGISTER: Once = Once::new();
     REGISTER.call_once(|| {
         for name in [FONT, "sans-serif"] {
-            if register_font(name, FontStyle::Normal, FONT_BYTES).is_err() {
+            if register_font(name, FontStyle::Normal, dejavu::sans::regular()).is_err() {
                 unreachable!("the embedded font parses");
             }
         }
