@@ -3,6 +3,14 @@
 //!
 //! Quantities are exact decimals in the file as on the wire (`quote_size = "5"` or `5`), never
 //! floats, so a limit of 0.01 contracts means exactly that.
+//!
+//! `mod.rs` holds the settled [`Config`] with its defaults and validation; `file.rs` the TOML
+//! sections and how they apply; `args.rs` the flags and how they apply.
+
+mod args;
+mod file;
+
+pub use args::{ModuleFlags, RunArgs};
 
 use crate::event::Qty;
 use crate::execution::ExecParams;
@@ -10,8 +18,6 @@ use crate::poll::PollMode;
 use crate::risk::RiskLimits;
 use crate::stoikov::StoikovParams;
 use anyhow::{bail, Context};
-use clap::{ArgAction, Args, Parser};
-use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -128,297 +134,10 @@ pub struct Config {
     pub quiet: bool,
 }
 
-// ---------------------------------------------------------------- the file
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    #[serde(default)]
-    venue: VenueSection,
-    #[serde(default)]
-    run: RunSection,
-    #[serde(default)]
-    modules: ModulesSection,
-    #[serde(default)]
-    stoikov: StoikovSection,
-    #[serde(default)]
-    risk: RiskSection,
-    #[serde(default)]
-    execution: ExecSection,
-    #[serde(default)]
-    output: OutputSection,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct VenueSection {
-    kind: Option<String>,
-    rest_url: Option<String>,
-    ws_url: Option<String>,
-    ca_file: Option<PathBuf>,
-    key_id: Option<String>,
-    key_file: Option<PathBuf>,
-    info_file: Option<PathBuf>,
-    oracle_url: Option<String>,
-    oracle: Option<bool>,
-    account: Option<usize>,
-    scenario: Option<PathBuf>,
-    seed: Option<u64>,
-    rest_connections: Option<usize>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct RunSection {
-    markets: Option<Vec<String>>,
-    market_count: Option<usize>,
-    duration: Option<String>,
-    poll: Option<String>,
-    pin_io: Option<usize>,
-    pin_strategy: Option<usize>,
-    pin_others: Option<Vec<usize>>,
-    no_pin: Option<bool>,
-    lock_memory: Option<bool>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct ModulesSection {
-    stoikov: Option<bool>,
-    vol_estimator: Option<bool>,
-    k_estimator: Option<bool>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct StoikovSection {
-    gamma: Option<f64>,
-    k: Option<f64>,
-    horizon_s: Option<f64>,
-    min_half_spread_ticks: Option<u16>,
-    quote_size: Option<Decimal>,
-    vol_prior_sigma2_per_s: Option<f64>,
-    vol_alpha: Option<f64>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct RiskSection {
-    max_position: Option<Decimal>,
-    max_order_size: Option<Decimal>,
-    price_band_ticks: Option<u16>,
-    max_open_orders: Option<u16>,
-    max_rejects: Option<u16>,
-    reject_window_ms: Option<u64>,
-    stale_after_ms: Option<u64>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct ExecSection {
-    min_size_change: Option<Decimal>,
-    min_price_move_ticks: Option<u16>,
-    inflight_timeout_ms: Option<u64>,
-    reject_backoff_ms: Option<u64>,
-}
-
-#[derive(Deserialize, Default, Debug)]
-#[serde(deny_unknown_fields)]
-struct OutputSection {
-    log_dir: Option<PathBuf>,
-    hdr_out: Option<PathBuf>,
-    hdr_interval_ms: Option<u64>,
-    summary_json: Option<PathBuf>,
-    quiet: Option<bool>,
-}
-
-/// A count or price as the user wrote it: an integer or a decimal string, never a float.
-#[derive(Deserialize, Debug, Clone)]
-#[serde(untagged)]
-enum Decimal {
-    Int(i64),
-    Text(String),
-}
-
-impl Decimal {
-    fn qty(&self, key: &str) -> anyhow::Result<Qty> {
-        match self {
-            Decimal::Int(n) => Qty::checked_from_contracts(*n).with_context(|| format!("{key} = {n} is out of range")),
-            Decimal::Text(s) => Qty::parse(s).map_err(|e| {
-                anyhow::anyhow!("{key} = {s:?} is not a contract count ({e}); write it like 10 or \"2.50\" (at most 2 decimals)")
-            }),
-        }
-    }
-}
-
-// ---------------------------------------------------------------- the flags
-
-/// `kmm [run] [OPTIONS]`: trade. With no venue configured, starts the local Kalshi exchange
-/// in-process and trades against it.
-#[derive(Parser, Debug, Default, Clone)]
-#[command(
-    name = "kmm",
-    version,
-    about = "Low-latency hybrid maker/taker market maker for Kalshi binary contracts"
-)]
-pub struct RunArgs {
-    /// TOML configuration (see config/kmm.toml); flags override it.
-    #[arg(long)]
-    pub config: Option<PathBuf>,
-    /// local (default: the embedded exchange, or one given by --info-file / URLs), demo, prod.
-    #[arg(long)]
-    pub venue: Option<String>,
-    /// Required with --venue demo or prod: you accept that kmm places real orders.
-    #[arg(long)]
-    pub confirm_live: bool,
-    /// REST base URL of any Kalshi-protocol venue, e.g. https://127.0.0.1:8443/trade-api/v2.
-    #[arg(long)]
-    pub rest_url: Option<String>,
-    /// WebSocket URL, e.g. wss://127.0.0.1:8443/trade-api/ws/v2.
-    #[arg(long)]
-    pub ws_url: Option<String>,
-    /// PEM CA certificate to trust (a local exchange's); real venues use the web PKI.
-    #[arg(long)]
-    pub ca_file: Option<PathBuf>,
-    /// API key id.
-    #[arg(long)]
-    pub key_id: Option<String>,
-    /// PEM private key (RSA PKCS#1/PKCS#8 or Ed25519).
-    #[arg(long)]
-    pub key_file: Option<PathBuf>,
-    /// Info file of a local exchange started on its own (`kmm exchange --info-file F`).
-    #[arg(long)]
-    pub info_file: Option<PathBuf>,
-    /// WebSocket URL of an oracle feed (wss://...): a second feed, read beside Kalshi's. Default:
-    /// the local exchange's (from its info file), none for other venues.
-    #[arg(long)]
-    pub oracle_url: Option<String>,
-    /// Read no oracle feed, not even the local exchange's.
-    #[arg(long)]
-    pub no_oracle: bool,
-    /// Which account of the local exchange's info file to trade as.
-    #[arg(long)]
-    pub account: Option<usize>,
-    /// Scenario TOML of the embedded exchange (config/*.toml).
-    #[arg(long)]
-    pub scenario: Option<PathBuf>,
-    /// Seed of the embedded exchange's simulated traders.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Markets to quote, comma separated; default: the first --market-count open markets.
-    #[arg(long, value_delimiter = ',')]
-    pub markets: Option<Vec<String>>,
-    /// How many open markets to quote when --markets is not given.
-    #[arg(long)]
-    pub market_count: Option<usize>,
-    /// How long to trade: 90, 90s, 15m, 2h.
-    #[arg(long)]
-    pub duration: Option<String>,
-    /// spin, yield or park (default: spin with 4+ cores, else yield).
-    #[arg(long)]
-    pub poll: Option<String>,
-    /// Core for the io thread.
-    #[arg(long)]
-    pub pin_io: Option<usize>,
-    /// Core for the strategy thread.
-    #[arg(long)]
-    pub pin_strategy: Option<usize>,
-    /// Cores for every other thread (embedded exchange, signer, log thread), e.g. 0 or 2,3;
-    /// default: the cores the hot threads leave, else the strategy's.
-    #[arg(long, value_delimiter = ',')]
-    pub pin_others: Option<Vec<usize>>,
-    /// Never pin threads.
-    #[arg(long)]
-    pub no_pin: bool,
-    /// Lock and pre-fault the process's memory in spin mode (default on).
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_lock_memory")]
-    pub lock_memory: bool,
-    /// Leave memory unlocked in spin mode.
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "lock_memory")]
-    pub no_lock_memory: bool,
-    #[command(flatten)]
-    pub modules: ModuleFlags,
-    /// Risk aversion gamma, per dollar per contract.
-    #[arg(long)]
-    pub gamma: Option<f64>,
-    /// Fill-intensity decay k, per dollar.
-    #[arg(long)]
-    pub k: Option<f64>,
-    /// Inventory holding horizon, seconds.
-    #[arg(long)]
-    pub horizon: Option<f64>,
-    /// Never quote inside this many ticks of the reservation price.
-    #[arg(long)]
-    pub min_half_spread_ticks: Option<u16>,
-    /// Contracts per quote.
-    #[arg(long)]
-    pub quote_size: Option<String>,
-    /// Position limit per market, counting resting and in-flight orders.
-    #[arg(long)]
-    pub max_position: Option<String>,
-    /// Largest single order.
-    #[arg(long)]
-    pub max_order_size: Option<String>,
-    /// Furthest an order may be from the reference price, in ticks.
-    #[arg(long)]
-    pub price_band_ticks: Option<u16>,
-    /// Most orders open at once across all markets.
-    #[arg(long)]
-    pub max_open_orders: Option<u16>,
-    /// Kill switch: market data older than this while quoting.
-    #[arg(long)]
-    pub stale_after_ms: Option<u64>,
-    /// Directory of the human log, event log and fill journal.
-    #[arg(long)]
-    pub log_dir: Option<PathBuf>,
-    /// HdrHistogram interval log of the per-stage latencies.
-    #[arg(long)]
-    pub hdr_out: Option<PathBuf>,
-    /// Write the end-of-run summary as JSON here.
-    #[arg(long)]
-    pub summary_json: Option<PathBuf>,
-    /// No live status line.
-    #[arg(long)]
-    pub quiet: bool,
-}
-
-/// `--<module>` / `--no-<module>`: the last one given wins; neither leaves the file's choice.
-#[derive(Args, Debug, Default, Clone)]
-pub struct ModuleFlags {
-    /// Avellaneda-Stoikov quoting (default on).
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_stoikov")]
-    pub stoikov: bool,
-    /// Follow markets and orders but place nothing.
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "stoikov")]
-    pub no_stoikov: bool,
-    /// Estimate volatility online (default on).
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_vol_estimator")]
-    pub vol_estimator: bool,
-    /// Use the configured volatility prior throughout.
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "vol_estimator")]
-    pub no_vol_estimator: bool,
-    /// Estimate the fill-intensity decay k from trades (default off).
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "no_k_estimator")]
-    pub k_estimator: bool,
-    /// Use the configured k.
-    #[arg(long, action = ArgAction::SetTrue, overrides_with = "k_estimator")]
-    pub no_k_estimator: bool,
-}
-
-fn switch(on: bool, off: bool) -> Option<bool> {
-    match (on, off) {
-        (true, _) => Some(true),
-        (_, true) => Some(false),
-        _ => None,
-    }
-}
-
 /// Parses `90`, `90s`, `1500ms`, `15m`, `2h`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     kalshi_proto::args::parse_duration(text)
 }
-
-// ---------------------------------------------------------------- defaults
 
 impl Default for Config {
     fn default() -> Self {
@@ -487,211 +206,6 @@ impl Config {
         cfg.apply_flags(args)?;
         cfg.validate()?;
         Ok(cfg)
-    }
-
-    /// Applies a TOML text over the current values.
-    pub fn apply_file(&mut self, text: &str) -> anyhow::Result<()> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
-        let v = file.venue;
-        if let Some(kind) = v.kind {
-            self.venue = VenueKind::parse(&kind)
-                .with_context(|| format!("[venue] kind = {kind:?} is not a venue; use \"local\", \"demo\" or \"prod\""))?;
-        }
-        set(&mut self.rest_url, v.rest_url);
-        set(&mut self.ws_url, v.ws_url);
-        set(&mut self.ca_file, v.ca_file);
-        set(&mut self.key_id, v.key_id);
-        set(&mut self.key_file, v.key_file);
-        set(&mut self.info_file, v.info_file);
-        set(&mut self.oracle_url, v.oracle_url);
-        set_bool(&mut self.oracle, v.oracle);
-        if let Some(a) = v.account {
-            self.account = a;
-        }
-        set(&mut self.scenario, v.scenario);
-        if let Some(s) = v.seed {
-            self.seed = s;
-        }
-        if let Some(n) = v.rest_connections {
-            self.rest_connections = n;
-        }
-        let r = file.run;
-        if let Some(m) = r.markets {
-            self.markets = m;
-        }
-        if let Some(n) = r.market_count {
-            self.market_count = n;
-        }
-        if let Some(d) = r.duration {
-            self.duration = Some(
-                parse_duration(&d).map_err(|e| anyhow::anyhow!("[run] duration = {d:?}: {e}; write it like \"90s\", \"15m\" or \"2h\""))?,
-            );
-        }
-        if let Some(p) = r.poll {
-            self.poll = Some(p.parse().map_err(|e| anyhow::anyhow!("[run] poll: {e}"))?);
-        }
-        if r.pin_io.is_some() {
-            self.pin_io = r.pin_io;
-        }
-        if r.pin_strategy.is_some() {
-            self.pin_strategy = r.pin_strategy;
-        }
-        if r.pin_others.is_some() {
-            self.pin_others = r.pin_others;
-        }
-        if let Some(b) = r.no_pin {
-            self.no_pin = b;
-        }
-        if let Some(b) = r.lock_memory {
-            self.lock_memory = b;
-        }
-        let m = file.modules;
-        set_bool(&mut self.modules.stoikov, m.stoikov);
-        set_bool(&mut self.modules.vol_estimator, m.vol_estimator);
-        set_bool(&mut self.modules.k_estimator, m.k_estimator);
-        let s = file.stoikov;
-        set_f(&mut self.stoikov.gamma, s.gamma);
-        set_f(&mut self.stoikov.k, s.k);
-        set_f(&mut self.stoikov.horizon_s, s.horizon_s);
-        if let Some(t) = s.min_half_spread_ticks {
-            self.stoikov.min_half_spread_ticks = t;
-        }
-        if let Some(q) = s.quote_size {
-            self.quote_size = q.qty("[stoikov] quote_size")?;
-        }
-        set_f(&mut self.vol_prior_sigma2_per_s, s.vol_prior_sigma2_per_s);
-        set_f(&mut self.vol_alpha, s.vol_alpha);
-        let k = file.risk;
-        if let Some(q) = k.max_position {
-            self.risk.max_position = q.qty("[risk] max_position")?;
-        }
-        if let Some(q) = k.max_order_size {
-            self.risk.max_order_qty = q.qty("[risk] max_order_size")?;
-        }
-        if let Some(t) = k.price_band_ticks {
-            self.risk.price_band_ticks = t;
-        }
-        if let Some(n) = k.max_open_orders {
-            self.risk.max_open_orders = n;
-        }
-        if let Some(n) = k.max_rejects {
-            self.risk.max_rejects = n;
-        }
-        if let Some(n) = k.reject_window_ms {
-            self.risk.reject_window_ms = n;
-        }
-        if let Some(n) = k.stale_after_ms {
-            self.risk.stale_after_ms = n;
-        }
-        let e = file.execution;
-        if let Some(q) = e.min_size_change {
-            self.exec.min_size_change = q.qty("[execution] min_size_change")?;
-        }
-        if let Some(t) = e.min_price_move_ticks {
-            self.exec.min_price_move_ticks = t;
-        }
-        if let Some(t) = e.inflight_timeout_ms {
-            self.exec.inflight_timeout_ms = t;
-        }
-        if let Some(t) = e.reject_backoff_ms {
-            self.exec.reject_backoff_ms = t;
-        }
-        let o = file.output;
-        if let Some(d) = o.log_dir {
-            self.log_dir = d;
-        }
-        set(&mut self.hdr_out, o.hdr_out);
-        if let Some(ms) = o.hdr_interval_ms {
-            self.hdr_interval = Duration::from_millis(ms);
-        }
-        set(&mut self.summary_json, o.summary_json);
-        set_bool(&mut self.quiet, o.quiet);
-        Ok(())
-    }
-
-    /// Applies the command line over the current values.
-    pub fn apply_flags(&mut self, a: &RunArgs) -> anyhow::Result<()> {
-        if let Some(v) = &a.venue {
-            self.venue = VenueKind::parse(v).with_context(|| format!("--venue {v:?} is not a venue; use local, demo or prod"))?;
-        }
-        self.confirm_live |= a.confirm_live;
-        set(&mut self.rest_url, a.rest_url.clone());
-        set(&mut self.ws_url, a.ws_url.clone());
-        set(&mut self.ca_file, a.ca_file.clone());
-        set(&mut self.key_id, a.key_id.clone());
-        set(&mut self.key_file, a.key_file.clone());
-        set(&mut self.info_file, a.info_file.clone());
-        set(&mut self.oracle_url, a.oracle_url.clone());
-        if a.no_oracle {
-            self.oracle = false;
-        }
-        if let Some(n) = a.account {
-            self.account = n;
-        }
-        set(&mut self.scenario, a.scenario.clone());
-        if let Some(s) = a.seed {
-            self.seed = s;
-        }
-        if let Some(m) = &a.markets {
-            self.markets = m.iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect();
-        }
-        if let Some(n) = a.market_count {
-            self.market_count = n;
-        }
-        if let Some(d) = &a.duration {
-            self.duration = Some(parse_duration(d).map_err(|e| anyhow::anyhow!("--duration {d:?}: {e}"))?);
-        }
-        if let Some(p) = &a.poll {
-            self.poll = Some(p.parse().map_err(|e| anyhow::anyhow!("--poll: {e}"))?);
-        }
-        if a.pin_io.is_some() {
-            self.pin_io = a.pin_io;
-        }
-        if a.pin_strategy.is_some() {
-            self.pin_strategy = a.pin_strategy;
-        }
-        if a.pin_others.is_some() {
-            self.pin_others = a.pin_others.clone();
-        }
-        self.no_pin |= a.no_pin;
-        if let Some(b) = switch(a.lock_memory, a.no_lock_memory) {
-            self.lock_memory = b;
-        }
-        let f = &a.modules;
-        set_bool(&mut self.modules.stoikov, switch(f.stoikov, f.no_stoikov));
-        set_bool(&mut self.modules.vol_estimator, switch(f.vol_estimator, f.no_vol_estimator));
-        set_bool(&mut self.modules.k_estimator, switch(f.k_estimator, f.no_k_estimator));
-        set_f(&mut self.stoikov.gamma, a.gamma);
-        set_f(&mut self.stoikov.k, a.k);
-        set_f(&mut self.stoikov.horizon_s, a.horizon);
-        if let Some(t) = a.min_half_spread_ticks {
-            self.stoikov.min_half_spread_ticks = t;
-        }
-        if let Some(q) = &a.quote_size {
-            self.quote_size = Decimal::Text(q.clone()).qty("--quote-size")?;
-        }
-        if let Some(q) = &a.max_position {
-            self.risk.max_position = Decimal::Text(q.clone()).qty("--max-position")?;
-        }
-        if let Some(q) = &a.max_order_size {
-            self.risk.max_order_qty = Decimal::Text(q.clone()).qty("--max-order-size")?;
-        }
-        if let Some(t) = a.price_band_ticks {
-            self.risk.price_band_ticks = t;
-        }
-        if let Some(n) = a.max_open_orders {
-            self.risk.max_open_orders = n;
-        }
-        if let Some(n) = a.stale_after_ms {
-            self.risk.stale_after_ms = n;
-        }
-        if let Some(d) = &a.log_dir {
-            self.log_dir = d.clone();
-        }
-        set(&mut self.hdr_out, a.hdr_out.clone());
-        set(&mut self.summary_json, a.summary_json.clone());
-        self.quiet |= a.quiet;
-        Ok(())
     }
 
     /// Checks every value; an error names the key (as in the file, and the flag) and the fix.
@@ -795,19 +309,19 @@ impl Config {
     }
 }
 
-fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+pub(super) fn set<T>(slot: &mut Option<T>, value: Option<T>) {
     if value.is_some() {
         *slot = value;
     }
 }
 
-fn set_bool(slot: &mut bool, value: Option<bool>) {
+pub(super) fn set_bool(slot: &mut bool, value: Option<bool>) {
     if let Some(v) = value {
         *slot = v;
     }
 }
 
-fn set_f(slot: &mut f64, value: Option<f64>) {
+pub(super) fn set_f(slot: &mut f64, value: Option<f64>) {
     if let Some(v) = value {
         *slot = v;
     }
@@ -820,7 +334,9 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<String> {
 
 #[cfg(test)]
 mod tests {
+    use super::args::switch;
     use super::*;
+    use clap::Parser;
 
     fn args(list: &[&str]) -> RunArgs {
         RunArgs::try_parse_from(std::iter::once("kmm").chain(list.iter().copied())).unwrap()
