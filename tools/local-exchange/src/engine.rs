@@ -5,9 +5,10 @@
 //! change as an [`ExEvent`] in its outbox in the order it happened, so the WebSocket layer can
 //! fan one ordered stream out and a replay of the same inputs gives the same journal byte for byte.
 
-use crate::book::{AccountId, Book, Entry, OrderId};
+use crate::book::{AccountId, Entry, MatchingBook, OrderNo};
 use crate::ids::{self, IdKind};
 use kalshi_proto::ladder::{LevelStructure, TickLadder};
+use kalshi_proto::market::MarketStatus;
 use kalshi_proto::order::{OrderStatus, SelfTradePrevention, TimeInForce};
 use kalshi_proto::units::{Money, Price, Qty, PRICE_SCALE};
 use kalshi_proto::Side;
@@ -99,33 +100,6 @@ impl FeeType {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MarketStatus {
-    Initialized,
-    Active,
-    /// Deactivated by the exchange; resting orders stay until reactivation cancels them.
-    Inactive,
-    Closed,
-    Determined,
-    Settled,
-}
-
-impl MarketStatus {
-    /// The status string for REST. SDK 3.2 validates against
-    /// initialized/active/closed/settled/determined strictly, so `inactive` shows as `closed`.
-    pub fn rest_name(self) -> &'static str {
-        match self {
-            MarketStatus::Initialized => "initialized",
-            MarketStatus::Active => "active",
-            MarketStatus::Inactive => "closed",
-            MarketStatus::Closed => "closed",
-            MarketStatus::Determined => "determined",
-            MarketStatus::Settled => "settled",
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MarketResult {
@@ -164,7 +138,7 @@ pub struct Market {
     pub spec: MarketSpec,
     pub uuid: String,
     pub ladder: Arc<TickLadder>,
-    pub book: Book,
+    pub book: MatchingBook,
     pub status: MarketStatus,
     pub result: Option<MarketResult>,
     pub last_price: Option<Price>,
@@ -191,8 +165,8 @@ pub struct TickerState {
 }
 
 #[derive(Clone, Debug)]
-pub struct Order {
-    pub id: OrderId,
+pub struct OrderRecord {
+    pub id: OrderNo,
     pub account: AccountId,
     pub market: MarketId,
     pub side: Side,
@@ -222,7 +196,7 @@ pub struct Order {
     fee_charged: Money,
 }
 
-impl Order {
+impl OrderRecord {
     pub fn uuid(&self) -> String {
         ids::encode(IdKind::Order, self.id)
     }
@@ -241,7 +215,7 @@ pub struct Position {
     pub fees_paid: Money,
     pub total_traded: Money,
     pub volume: Qty,
-    pub resting: BTreeSet<OrderId>,
+    pub resting: BTreeSet<OrderNo>,
     /// Worst-case cash the resting orders of this market could need.
     pub requirement: Money,
     pub updated_ms: u64,
@@ -271,7 +245,7 @@ impl Account {
 pub struct FillRecord {
     pub fill_id: u64,
     pub trade_id: u64,
-    pub order_id: OrderId,
+    pub order_id: OrderNo,
     pub market: MarketId,
     pub side: Side,
     pub phrasing: Phrasing,
@@ -340,7 +314,7 @@ pub enum ExEvent {
     },
     UserOrder {
         account: AccountId,
-        order: Box<Order>,
+        order: Box<OrderRecord>,
     },
     Position {
         account: AccountId,
@@ -427,7 +401,7 @@ pub enum Reduce {
 
 #[derive(Clone, Debug)]
 pub struct Placed {
-    pub order: Order,
+    pub order: OrderRecord,
     pub average_fill_price: Option<Price>,
 }
 
@@ -466,9 +440,9 @@ pub struct Exchange {
     pub config: ExchangeConfig,
     pub markets: Vec<Market>,
     pub accounts: Vec<Account>,
-    orders: HashMap<OrderId, Order>,
-    by_client_id: HashMap<(AccountId, String), OrderId>,
-    expiries: BTreeSet<(u64, OrderId)>,
+    orders: HashMap<OrderNo, OrderRecord>,
+    by_client_id: HashMap<(AccountId, String), OrderNo>,
+    expiries: BTreeSet<(u64, OrderNo)>,
     pub trades: Vec<TradeRecord>,
     next_order: u64,
     next_trade: u64,
@@ -566,7 +540,7 @@ impl Exchange {
         self.markets.push(Market {
             id,
             uuid: ids::encode(IdKind::Market, u64::from(id)),
-            book: Book::new(ladder.clone()),
+            book: MatchingBook::new(ladder.clone()),
             ladder,
             spec,
             status,
@@ -606,15 +580,15 @@ impl Exchange {
         &self.markets[id as usize]
     }
 
-    pub fn order(&self, id: OrderId) -> Option<&Order> {
+    pub fn order(&self, id: OrderNo) -> Option<&OrderRecord> {
         self.orders.get(&id)
     }
 
-    pub fn orders_of(&self, account: AccountId) -> impl Iterator<Item = &Order> {
+    pub fn orders_of(&self, account: AccountId) -> impl Iterator<Item = &OrderRecord> {
         self.orders.values().filter(move |o| o.account == account)
     }
 
-    pub fn resting_orders_of(&self, account: AccountId, market: MarketId) -> Vec<OrderId> {
+    pub fn resting_orders_of(&self, account: AccountId, market: MarketId) -> Vec<OrderNo> {
         self.accounts[account as usize]
             .positions
             .get(&market)
@@ -622,7 +596,7 @@ impl Exchange {
             .unwrap_or_default()
     }
 
-    pub fn queue_position(&self, id: OrderId) -> Option<Qty> {
+    pub fn queue_position(&self, id: OrderNo) -> Option<Qty> {
         let o = self.orders.get(&id)?;
         if !o.is_resting() {
             return None;
@@ -630,7 +604,7 @@ impl Exchange {
         self.markets[o.market as usize].book.queue_ahead(o.side, o.price, o.id)
     }
 
-    pub fn order_by_client_id(&self, account: AccountId, client_order_id: &str) -> Option<OrderId> {
+    pub fn order_by_client_id(&self, account: AccountId, client_order_id: &str) -> Option<OrderNo> {
         self.by_client_id.get(&(account, client_order_id.to_string())).copied()
     }
 
@@ -880,7 +854,7 @@ impl Exchange {
 
         let id = self.next_order;
         self.next_order += 1;
-        let order = Order {
+        let order = OrderRecord {
             id,
             account: req.account,
             market,
@@ -972,7 +946,7 @@ impl Exchange {
     /// Matches the incoming order `id` (its side, account and self-trade rule) against the
     /// other side up to `limit`, at the resting orders' prices. Stops when it is filled, the
     /// book no longer crosses, or it meets its own account under taker_at_cross.
-    fn match_incoming(&mut self, now_ms: u64, id: OrderId, limit: Price) -> Crossed {
+    fn match_incoming(&mut self, now_ms: u64, id: OrderNo, limit: Price) -> Crossed {
         let (market, side, account, stp) = {
             let o = &self.orders[&id];
             (o.market, o.side, o.account, o.stp)
@@ -1006,7 +980,7 @@ impl Exchange {
     }
 
     /// One fill between a resting maker and an incoming taker at the maker's price.
-    fn execute(&mut self, now_ms: u64, maker_id: OrderId, taker_id: OrderId, price: Price, qty: Qty) {
+    fn execute(&mut self, now_ms: u64, maker_id: OrderNo, taker_id: OrderNo, price: Price, qty: Qty) {
         let trade_id = self.next_trade;
         self.next_trade += 1;
         let (market, maker_side, maker_price) = {
@@ -1081,7 +1055,7 @@ impl Exchange {
     }
 
     /// Cash, position, fees and order bookkeeping of one side of a fill.
-    fn apply_fill(&mut self, now_ms: u64, order_id: OrderId, trade_id: u64, price: Price, qty: Qty, is_taker: bool) {
+    fn apply_fill(&mut self, now_ms: u64, order_id: OrderNo, trade_id: u64, price: Price, qty: Qty, is_taker: bool) {
         let (account, market, side) = {
             let o = &self.orders[&order_id];
             (o.account, o.market, o.side)
@@ -1161,7 +1135,7 @@ impl Exchange {
     }
 
     /// Ends a resting order; returns it as it ended (it may be forgotten right after).
-    fn finish_resting(&mut self, id: OrderId, status: OrderStatus, reason: UpdateReason, now_ms: u64) -> Order {
+    fn finish_resting(&mut self, id: OrderNo, status: OrderStatus, reason: UpdateReason, now_ms: u64) -> OrderRecord {
         let (account, market) = {
             let o = self.orders.get_mut(&id).expect("order exists");
             o.status = status;
@@ -1186,7 +1160,7 @@ impl Exchange {
 
     /// Simulated traders' finished orders are never asked about; dropping them keeps a long
     /// stress run's memory flat.
-    fn forget_if_done(&mut self, id: OrderId) {
+    fn forget_if_done(&mut self, id: OrderNo) {
         let Some(o) = self.orders.get(&id) else { return };
         if o.is_resting() || !self.accounts[o.account as usize].unlimited {
             return;
@@ -1198,12 +1172,12 @@ impl Exchange {
         self.orders.remove(&id);
     }
 
-    fn cancel_internal(&mut self, now_ms: u64, id: OrderId, reason: UpdateReason) -> Qty {
+    fn cancel_internal(&mut self, now_ms: u64, id: OrderNo, reason: UpdateReason) -> Qty {
         self.cancel_resting(now_ms, id, reason).map_or(Qty::ZERO, |(q, _)| q)
     }
 
     /// Cancels a resting order: how much was cancelled and the order as it ended.
-    fn cancel_resting(&mut self, now_ms: u64, id: OrderId, reason: UpdateReason) -> Option<(Qty, Order)> {
+    fn cancel_resting(&mut self, now_ms: u64, id: OrderNo, reason: UpdateReason) -> Option<(Qty, OrderRecord)> {
         let (side, price, market, remaining) = match self.orders.get(&id) {
             Some(o) if o.is_resting() => (o.side, o.price, o.market, o.remaining),
             _ => return None,
@@ -1214,7 +1188,7 @@ impl Exchange {
         Some((remaining, order))
     }
 
-    fn owned_resting(&self, account: AccountId, id: OrderId) -> Result<&Order, OrderError> {
+    fn owned_resting(&self, account: AccountId, id: OrderNo) -> Result<&OrderRecord, OrderError> {
         match self.orders.get(&id) {
             Some(o) if o.account == account => {
                 if o.is_resting() {
@@ -1243,7 +1217,7 @@ impl Exchange {
     }
 
     /// Cancels a resting order; returns the order as it ended and how much was cancelled.
-    pub fn cancel(&mut self, now_ms: u64, account: AccountId, id: OrderId) -> Result<(Order, Qty), OrderError> {
+    pub fn cancel(&mut self, now_ms: u64, account: AccountId, id: OrderNo) -> Result<(OrderRecord, Qty), OrderError> {
         let market = self.owned_resting(account, id)?.market;
         // Cancels are allowed during a trading pause, not during an exchange pause.
         self.check_can_modify(market)?;
@@ -1253,12 +1227,12 @@ impl Exchange {
     }
 
     /// A still-known order (resting orders always are).
-    fn order_snapshot(&self, id: OrderId) -> Order {
+    fn order_snapshot(&self, id: OrderNo) -> OrderRecord {
         self.orders.get(&id).cloned().expect("resting and keyed accounts' orders are kept")
     }
 
     /// Shrinks a resting order in place; it keeps its queue position.
-    pub fn decrease(&mut self, now_ms: u64, account: AccountId, id: OrderId, reduce: Reduce) -> Result<(Order, Qty), OrderError> {
+    pub fn decrease(&mut self, now_ms: u64, account: AccountId, id: OrderNo, reduce: Reduce) -> Result<(OrderRecord, Qty), OrderError> {
         let o = self.owned_resting(account, id)?;
         let (market, side, price, remaining) = (o.market, o.side, o.price, o.remaining);
         self.check_can_modify(market)?;
@@ -1300,10 +1274,10 @@ impl Exchange {
         &mut self,
         now_ms: u64,
         account: AccountId,
-        id: OrderId,
+        id: OrderNo,
         new_price: Price,
         new_total: Option<Qty>,
-    ) -> Result<(Order, Order), OrderError> {
+    ) -> Result<(OrderRecord, OrderRecord), OrderError> {
         let old = self.owned_resting(account, id)?.clone();
         self.check_trading(old.market)?;
         let market = old.market;
@@ -1423,7 +1397,7 @@ impl Exchange {
     }
 
     /// Renames an order's client id (amend's `updated_client_order_id`).
-    pub fn set_client_order_id(&mut self, id: OrderId, client_order_id: String) {
+    pub fn set_client_order_id(&mut self, id: OrderNo, client_order_id: String) {
         let Some(o) = self.orders.get_mut(&id) else { return };
         let old = std::mem::replace(&mut o.client_order_id, client_order_id.clone());
         let account = o.account;
@@ -1432,8 +1406,8 @@ impl Exchange {
     }
 
     /// Cancels every resting order of `account` (optionally only in one market).
-    pub fn cancel_all(&mut self, now_ms: u64, account: AccountId, market: Option<MarketId>) -> Vec<(Order, Qty)> {
-        let ids: Vec<OrderId> = self.accounts[account as usize]
+    pub fn cancel_all(&mut self, now_ms: u64, account: AccountId, market: Option<MarketId>) -> Vec<(OrderRecord, Qty)> {
+        let ids: Vec<OrderNo> = self.accounts[account as usize]
             .positions
             .iter()
             .filter(|(m, _)| market.is_none_or(|x| x == **m))
@@ -1471,7 +1445,7 @@ impl Exchange {
     // ---------------------------------------------------------- lifecycle
 
     fn cancel_market_orders(&mut self, now_ms: u64, market: MarketId, reason: UpdateReason, only_on_pause: bool) {
-        let mut ids: Vec<OrderId> = self
+        let mut ids: Vec<OrderNo> = self
             .orders
             .values()
             .filter(|o| o.market == market && o.is_resting() && (!only_on_pause || o.cancel_on_pause))
@@ -1635,7 +1609,7 @@ impl Exchange {
 
     // ------------------------------------------------------------- events
 
-    fn emit_book_delta(&mut self, now_ms: u64, market: MarketId, side: Side, price: Price, delta: Qty, order: OrderId) {
+    fn emit_book_delta(&mut self, now_ms: u64, market: MarketId, side: Side, price: Price, delta: Qty, order: OrderNo) {
         if delta.is_zero() {
             return;
         }
@@ -1681,7 +1655,7 @@ impl Exchange {
         json!(out)
     }
 
-    fn journal_order(&mut self, now_ms: u64, kind: &str, o: &Order, _extra: Option<()>) {
+    fn journal_order(&mut self, now_ms: u64, kind: &str, o: &OrderRecord, _extra: Option<()>) {
         if self.journal.is_none() {
             return;
         }
@@ -1703,7 +1677,7 @@ impl Exchange {
         );
     }
 
-    fn emit_user_order(&mut self, order: &Order) {
+    fn emit_user_order(&mut self, order: &OrderRecord) {
         if self.accounts[order.account as usize].unlimited {
             return;
         }

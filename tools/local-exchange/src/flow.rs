@@ -21,11 +21,12 @@
 //! forked from one seed; events run in (time, sequence) order. No clock, no thread, no hash-map
 //! iteration: the same seed gives the same journal byte for byte.
 
-use crate::book::{AccountId, OrderId};
-use crate::engine::{Exchange, MarketId, MarketResult, MarketStatus, NewOrder, Reduce};
+use crate::book::{AccountId, OrderNo};
+use crate::engine::{Exchange, MarketId, MarketResult, NewOrder, Reduce};
 use crate::rng::{keyed_normal, mix, Rng};
 use crate::scenario::{OracleParams, Population, Scenario};
 use kalshi_proto::ladder::TickLadder;
+use kalshi_proto::market::MarketStatus;
 use kalshi_proto::order::TimeInForce;
 use kalshi_proto::units::{Money, Price, Qty, PRICE_SCALE};
 use kalshi_proto::Side;
@@ -205,7 +206,7 @@ impl MarketSim {
 
 #[derive(Clone, Copy, Debug)]
 struct MyOrder {
-    id: OrderId,
+    id: OrderNo,
     side: Side,
     price: Price,
     remaining: Qty,

@@ -6,8 +6,8 @@
 //! 3.2 SDK silently returns None on a 200.
 
 use super::{Clock, Shared};
-use crate::book::{AccountId, OrderId};
-use crate::engine::{Exchange, MarketId, MarketStatus, NewOrder, Order, OrderError, Phrasing, Reduce};
+use crate::book::{AccountId, OrderNo};
+use crate::engine::{Exchange, MarketId, NewOrder, OrderError, OrderRecord, Phrasing, Reduce};
 use crate::ids::{self, IdKind};
 use crate::wire;
 use axum::body::Bytes;
@@ -17,6 +17,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
+use kalshi_proto::market::MarketStatus;
 use kalshi_proto::order::{SelfTradePrevention, TimeInForce};
 use kalshi_proto::units::{Money, Price, Qty};
 use kalshi_proto::Side;
@@ -292,7 +293,7 @@ fn market_id(ex: &Exchange, ticker: &str) -> Result<MarketId, ApiError> {
         .ok_or_else(|| ApiError::new(404, "market_not_found", format!("market {ticker} not found")))
 }
 
-fn order_id(text: &str) -> Result<OrderId, ApiError> {
+fn order_id(text: &str) -> Result<OrderNo, ApiError> {
     ids::decode(IdKind::Order, text).ok_or_else(|| ApiError::new(404, "not_found", format!("order {text} not found")))
 }
 
@@ -720,7 +721,7 @@ pub fn parse_batch_cancel_request(body: &[u8]) -> Result<Vec<String>, ApiError> 
 }
 
 /// Places a parsed order, applying any armed order-rejection fault first.
-fn place(s: &Shared, req: NewOrder) -> Result<(Order, Option<Price>, Money), ApiError> {
+fn place(s: &Shared, req: NewOrder) -> Result<(OrderRecord, Option<Price>, Money), ApiError> {
     if let Some(code) = s.faults.take_order_reject() {
         return Err(ApiError::new(503, &code, "order rejected by an injected fault"));
     }
@@ -740,7 +741,7 @@ async fn legacy_create(State(s): State<Shr>, c: Option<Extension<Caller>>, body:
     created(json!({"order": wire::order_json(&v.exchange, &order)}))
 }
 
-fn v2_create_json(ex: &Exchange, order: &Order, avg: Option<Price>, fees: Money) -> Value {
+fn v2_create_json(ex: &Exchange, order: &OrderRecord, avg: Option<Price>, fees: Money) -> Value {
     let mut v = json!({
         "order_id": order.uuid(),
         "client_order_id": order.client_order_id,
@@ -779,7 +780,7 @@ fn batch_create(
     account: AccountId,
     family: OrderFamily,
     body: &Bytes,
-    render: impl Fn(&Exchange, &Order, Option<Price>, Money, &Value) -> Value,
+    render: impl Fn(&Exchange, &OrderRecord, Option<Price>, Money, &Value) -> Value,
 ) -> ApiResult {
     let r: BatchCreate<Value> = parse_json(body)?;
     if r.orders.is_empty() || r.orders.len() > MAX_BATCH {
@@ -843,7 +844,7 @@ async fn list_orders(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQuer
             return Err(ApiError::bad(format!("status must be resting, canceled or executed, got {st:?}")));
         }
     }
-    let mut orders: Vec<&Order> = ex
+    let mut orders: Vec<&OrderRecord> = ex
         .orders_of(account)
         .filter(|o| f.includes(o.market, o.created_ms))
         .filter(|o| q.get("event_ticker").is_none_or(|e| &ex.market(o.market).spec.event_ticker == e))
@@ -855,7 +856,7 @@ async fn list_orders(State(s): State<Shr>, c: Option<Extension<Caller>>, RawQuer
     ok(json!({"orders": orders, "cursor": cursor}))
 }
 
-fn do_cancel(s: &Shared, account: AccountId, oid: OrderId) -> Result<(Order, Qty), ApiError> {
+fn do_cancel(s: &Shared, account: AccountId, oid: OrderNo) -> Result<(OrderRecord, Qty), ApiError> {
     s.with_exchange(|ex, now| ex.cancel(now, account, oid)).map_err(ApiError::from)
 }
 
@@ -978,11 +979,11 @@ struct LegacyAmend {
 fn check_amend_target(
     ex: &Exchange,
     account: AccountId,
-    oid: OrderId,
+    oid: OrderNo,
     ticker: &str,
     side: Option<Side>,
     phrasing: Option<Phrasing>,
-) -> Result<Order, ApiError> {
+) -> Result<OrderRecord, ApiError> {
     let o = ex
         .order(oid)
         .filter(|o| o.account == account)
@@ -1004,11 +1005,11 @@ fn check_amend_target(
 fn do_amend(
     s: &Shared,
     account: AccountId,
-    oid: OrderId,
+    oid: OrderNo,
     price: Price,
     total: Option<Qty>,
     new_client_id: Option<String>,
-) -> Result<(Order, Order), ApiError> {
+) -> Result<(OrderRecord, OrderRecord), ApiError> {
     s.with_exchange(|ex, now| {
         let (old, mut new) = ex.amend(now, account, oid, price, total)?;
         if let Some(cid) = new_client_id.filter(|c| !c.is_empty()) {
@@ -1155,7 +1156,7 @@ fn decrease_amount(r: &DecreaseReq) -> Result<Reduce, ApiError> {
     }
 }
 
-fn do_decrease(s: &Shared, account: AccountId, id: &str, body: &Bytes) -> Result<(Order, Qty), ApiError> {
+fn do_decrease(s: &Shared, account: AccountId, id: &str, body: &Bytes) -> Result<(OrderRecord, Qty), ApiError> {
     let oid = order_id(id)?;
     let r: DecreaseReq = parse_json(body)?;
     let _ = (r.exchange_index, r.subaccount);
@@ -1216,7 +1217,7 @@ async fn queue_positions(State(s): State<Shr>, c: Option<Extension<Caller>>, Raw
         return Err(ApiError::bad("give market_tickers or event_ticker"));
     }
     let mut out = Vec::new();
-    let mut orders: Vec<&Order> = ex
+    let mut orders: Vec<&OrderRecord> = ex
         .orders_of(account)
         .filter(|o| o.is_resting())
         .filter(|o| tickers.as_ref().is_none_or(|t| t.contains(&o.market)))
