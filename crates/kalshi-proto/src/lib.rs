@@ -11,6 +11,8 @@
 pub mod args;
 pub mod auth;
 pub mod ladder;
+/// A market's lifecycle states as Kalshi names them.
+pub mod market;
 pub mod order;
 pub mod ratelimit;
 pub mod side;

@@ -7,12 +7,12 @@ use kalshi_proto::Side;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-pub type OrderId = u64;
+pub type OrderNo = u64;
 pub type AccountId = u32;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
-    pub order: OrderId,
+    pub order: OrderNo,
     pub account: AccountId,
     pub remaining: Qty,
 }
@@ -24,7 +24,7 @@ pub struct Level {
 }
 
 #[derive(Clone, Debug)]
-pub struct Book {
+pub struct MatchingBook {
     ladder: Arc<TickLadder>,
     bids: Vec<Level>,
     asks: Vec<Level>,
@@ -32,10 +32,10 @@ pub struct Book {
     best_ask: Option<usize>,
 }
 
-impl Book {
-    pub fn new(ladder: Arc<TickLadder>) -> Book {
+impl MatchingBook {
+    pub fn new(ladder: Arc<TickLadder>) -> MatchingBook {
         let n = ladder.len();
-        Book {
+        MatchingBook {
             ladder,
             bids: vec![Level::default(); n],
             asks: vec![Level::default(); n],
@@ -94,7 +94,7 @@ impl Book {
     }
 
     /// Contracts resting ahead of `order` at its level: its exact price-time queue position.
-    pub fn queue_ahead(&self, side: Side, price: Price, order: OrderId) -> Option<Qty> {
+    pub fn queue_ahead(&self, side: Side, price: Price, order: OrderNo) -> Option<Qty> {
         let level = self.level(side, price)?;
         let mut ahead = Qty::ZERO;
         for e in &level.entries {
@@ -145,7 +145,7 @@ impl Book {
 
     /// Sets an order's remaining quantity in place (a fill or a decrease keeps its priority).
     /// Zero removes it. Returns the signed change in level size.
-    pub fn set_remaining(&mut self, side: Side, price: Price, order: OrderId, to: Qty) -> Qty {
+    pub fn set_remaining(&mut self, side: Side, price: Price, order: OrderNo, to: Qty) -> Qty {
         let Some((i, level)) = self.level_mut(side, price) else {
             return Qty::ZERO;
         };
@@ -166,7 +166,7 @@ impl Book {
         change
     }
 
-    pub fn remove(&mut self, side: Side, price: Price, order: OrderId) -> Qty {
+    pub fn remove(&mut self, side: Side, price: Price, order: OrderNo) -> Qty {
         -self.set_remaining(side, price, order, Qty::ZERO)
     }
 

@@ -1,9 +1,10 @@
 //! Headless runs: an exchange, a scenario's population, simulated time as fast as it goes, and
 //! the figures that say whether the market looks like a liquid Kalshi market.
 
-use crate::engine::{ExEvent, Exchange, MarketStatus, TradeRecord};
+use crate::engine::{ExEvent, Exchange, TradeRecord};
 use crate::flow::{AgentClass, Flow, TradeTag};
 use crate::scenario::Scenario;
+use kalshi_proto::market::MarketStatus;
 use kalshi_proto::units::Money;
 use kalshi_proto::Side;
 use std::fmt;

@@ -5,8 +5,9 @@
 //! client generations validate the same response. Era-A integer prices of sub-penny orders are
 //! rounded to the nearest cent; the `_dollars` fields are exact.
 
-use crate::engine::{Exchange, FillRecord, Market, MarketStatus, Order, Position, SettlementRecord, TradeRecord};
+use crate::engine::{Exchange, FillRecord, Market, OrderRecord, Position, SettlementRecord, TradeRecord};
 use crate::ids::{self, IdKind};
+use kalshi_proto::market::MarketStatus;
 use kalshi_proto::units::{Money, Price, Qty};
 use kalshi_proto::Side;
 use serde_json::{json, Value};
@@ -156,7 +157,7 @@ pub fn market_json(ex: &Exchange, m: &Market, era: Era) -> Value {
     })
 }
 
-pub fn order_json(ex: &Exchange, o: &Order) -> Value {
+pub fn order_json(ex: &Exchange, o: &OrderRecord) -> Value {
     let e = ex.config.epoch_ms;
     let m = ex.market(o.market);
     let user = &ex.accounts[o.account as usize].user_id;

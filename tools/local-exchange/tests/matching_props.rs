@@ -6,7 +6,7 @@ use kalshi_proto::ladder::LevelStructure;
 use kalshi_proto::order::{SelfTradePrevention, TimeInForce};
 use kalshi_proto::units::{Money, Price, Qty};
 use kalshi_proto::Side;
-use local_exchange::book::OrderId;
+use local_exchange::book::OrderNo;
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder, Phrasing, Reduce};
 use proptest::prelude::*;
 use std::collections::HashMap;
@@ -68,7 +68,7 @@ struct World {
     deposited: Money,
     /// When each resting order last took its place in the queue (placement, or an amend that
     /// lost priority). Price-time priority means levels are ordered by this.
-    priority: HashMap<OrderId, u64>,
+    priority: HashMap<OrderNo, u64>,
     clock: u64,
 }
 
@@ -91,7 +91,7 @@ impl World {
         }
     }
 
-    fn resting(&self) -> Vec<OrderId> {
+    fn resting(&self) -> Vec<OrderNo> {
         let mut ids = Vec::new();
         for a in 0..self.ex.accounts.len() as u32 {
             for m in 0..2 {

@@ -41,7 +41,9 @@
 use super::rest::{self, ApiError};
 use super::{Batch, Shared};
 use crate::book::AccountId;
-use crate::engine::{ExEvent, Exchange, FillRecord, LifecycleKind, MarketId, MarketResult, Order, Position, TickerState, TradeRecord};
+use crate::engine::{
+    ExEvent, Exchange, FillRecord, LifecycleKind, MarketId, MarketResult, OrderRecord, Position, TickerState, TradeRecord,
+};
 use crate::faults::Fault;
 use crate::ids::{self, IdKind};
 use crate::wire::{self, outcome_side};
@@ -942,7 +944,7 @@ impl Session {
         .to_string()
     }
 
-    fn user_order_msg(&self, o: &Order) -> String {
+    fn user_order_msg(&self, o: &OrderRecord) -> String {
         let (ticker, _) = self.meta(o.market);
         let e = self.epoch_ms;
         let mut msg = json!({

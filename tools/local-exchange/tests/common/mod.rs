@@ -5,7 +5,7 @@ use kalshi_proto::auth::Signer;
 use kalshi_proto::ladder::LevelStructure;
 use kalshi_proto::units::{Money, Price, Qty};
 use kalshi_proto::Side;
-use local_exchange::book::{AccountId, OrderId};
+use local_exchange::book::{AccountId, OrderNo};
 use local_exchange::engine::{Exchange, ExchangeConfig, FeeType, MarketSpec, NewOrder};
 use local_exchange::server::{self, Clock, NoPopulation, RunningExchange, ServerConfig};
 use serde_json::Value;
@@ -125,7 +125,7 @@ impl Venue {
     }
 
     /// Rests a liquidity provider's order directly in the engine.
-    pub fn lp_order(&self, ticker: &str, side: Side, price: &str, count: &str) -> OrderId {
+    pub fn lp_order(&self, ticker: &str, side: Side, price: &str, count: &str) -> OrderNo {
         self.running.shared.with_exchange(|ex, now| {
             let m = ex.market_by_ticker(ticker).unwrap();
             ex.place(
