@@ -421,30 +421,13 @@ impl Strategy {
     /// risk's final check.
     fn commit(&mut self, market: MarketIdx, intent: Intent, now_ms: u64, out: &mut Commands) {
         let m = &self.markets[usize::from(market)];
-        let exposure = self.orders.exposure(market);
-        let position = m.account.position;
-        let desired = self.risk.clamp(intent.quotes, position, exposure);
-        let mut gate = Gate {
-            risk: &mut self.risk,
-            stats: &mut self.stats,
-            out,
-            market,
-            reference: m.mid,
-            ladder: self.books[market].ladder(),
-            position,
-            exposure,
-            open: self.orders.open_count(),
-        };
+        let mut gate = Gate::open(&mut self.risk, &mut self.stats, out, &self.books, &self.orders, market, m);
+        let desired = gate.risk.clamp(intent.quotes, gate.position, gate.exposure);
         self.orders
             .reconcile(market, desired, gate.ladder, now_ms, &mut self.ids, &mut |cmd| gate.pass(cmd));
         if let Some(take) = intent.take {
             // Risk judges the take against the exposure the quotes left.
-            gate.exposure = self.orders.exposure(market);
-            let _ = self
-                .orders
-                .take(market, take.side, take.limit, take.qty, now_ms, &mut self.ids, &mut |cmd| {
-                    gate.pass(cmd)
-                });
+            let _ = self.send_take(market, take, now_ms, out);
         }
     }
 
@@ -453,30 +436,24 @@ impl Strategy {
     /// it was not sent (risk's reason is in `out`'s notes and the block counters).
     pub fn take(&mut self, market: MarketIdx, take: Take, now_ms: u64, out: &mut Commands) -> Result<ClientRef, Refusal> {
         out.clear();
-        let Some(m) = self.markets.get(usize::from(market)) else {
+        if usize::from(market) >= self.markets.len() {
             return Err(Refusal::NotFound);
-        };
+        }
         if self.risk.killed().is_some() {
             return Err(Refusal::Vetoed);
         }
-        let mut gate = Gate {
-            risk: &mut self.risk,
-            stats: &mut self.stats,
-            out,
-            market,
-            reference: m.mid,
-            ladder: self.books[market].ladder(),
-            position: m.account.position,
-            exposure: self.orders.exposure(market),
-            open: self.orders.open_count(),
-        };
-        let sent = self
-            .orders
-            .take(market, take.side, take.limit, take.qty, now_ms, &mut self.ids, &mut |cmd| {
-                gate.pass(cmd)
-            });
+        let sent = self.send_take(market, take, now_ms, out);
         self.stats.commands += out.len() as u64;
         sent
+    }
+
+    fn send_take(&mut self, market: MarketIdx, take: Take, now_ms: u64, out: &mut Commands) -> Result<ClientRef, Refusal> {
+        let m = &self.markets[usize::from(market)];
+        let mut gate = Gate::open(&mut self.risk, &mut self.stats, out, &self.books, &self.orders, market, m);
+        self.orders
+            .take(market, take.side, take.limit, take.qty, now_ms, &mut self.ids, &mut |cmd| {
+                gate.pass(cmd)
+            })
     }
 
     /// Runs one market's decision (each market in turn) as a book change would, and keeps
@@ -544,7 +521,31 @@ struct Gate<'a> {
     open: usize,
 }
 
-impl Gate<'_> {
+impl<'a> Gate<'a> {
+    /// The gate for one market's requests, judged against its position and exposure now.
+    #[inline]
+    fn open(
+        risk: &'a mut Risk,
+        stats: &'a mut StrategyStats,
+        out: &'a mut Commands,
+        books: &'a Books,
+        orders: &Orders,
+        market: MarketIdx,
+        m: &MarketState,
+    ) -> Gate<'a> {
+        Gate {
+            risk,
+            stats,
+            out,
+            market,
+            reference: m.mid,
+            ladder: books[market].ladder(),
+            position: m.account.position,
+            exposure: orders.exposure(market),
+            open: orders.open_count(),
+        }
+    }
+
     #[inline]
     fn pass(&mut self, cmd: CommandBody) -> bool {
         match self

@@ -7,6 +7,8 @@ use local_exchange::server::ServerConfig;
 use serde_json::Value;
 use std::time::Duration;
 
+static VENUES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
 async fn venue(lead_ms: i64, noise: f64) -> local_exchange::server::RunningExchange {
     let mut scenario = Scenario::default_calm();
     scenario.oracle.lead_ms = lead_ms;
@@ -14,7 +16,12 @@ async fn venue(lead_ms: i64, noise: f64) -> local_exchange::server::RunningExcha
     scenario.oracle.publish_interval_ms = 100;
     let server = ServerConfig {
         accounts: 1,
-        state_dir: std::env::temp_dir().join(format!("lx-oracle-{}-{lead_ms}", std::process::id())),
+        // One directory per venue: tests run at once, and each writes its own CA there.
+        state_dir: std::env::temp_dir().join(format!(
+            "lx-oracle-{}-{}",
+            std::process::id(),
+            VENUES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        )),
         ..ServerConfig::default()
     };
     launch(
