@@ -8,7 +8,7 @@ use crate::engine::{Exchange, MarketId};
 use crate::server::{Batch, Shared};
 use axum::extract::ws::{Message, WebSocket};
 use futures_util::stream::SplitStream;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use serde_json::json;
 use std::collections::HashMap;
 use std::fmt::Write as _;
