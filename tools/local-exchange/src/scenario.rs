@@ -171,7 +171,7 @@ fn one() -> f64 {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Population {
-    // ---- competing makers
+    // Competing makers.
     /// Maker accounts; each quotes every market.
     pub maker_count: u32,
     /// Poisson rate of one maker's actions in one market.
@@ -225,7 +225,7 @@ pub struct Population {
     /// Inventory skew, cents per 1000 contracts held.
     pub maker_inventory_skew_cents_per_1000: f64,
 
-    // ---- noise takers
+    // Noise takers.
     pub noise_accounts: u32,
     /// Poisson rate of noise taker orders in one market.
     pub noise_rate_per_s: f64,
@@ -240,7 +240,7 @@ pub struct Population {
     /// Probability that a noise order buys YES.
     pub noise_buy_prob: f64,
 
-    // ---- informed takers
+    // Informed takers.
     pub informed_count: u32,
     /// Poisson rate at which one informed trader looks at one market.
     pub informed_check_rate_per_s: f64,
@@ -254,7 +254,7 @@ pub struct Population {
     pub informed_size_sigma: f64,
     pub informed_max_contracts: f64,
 
-    // ---- sweeps
+    // Sweeps.
     /// Poisson rate of sweeps in one market, per hour.
     pub sweep_rate_per_hour: f64,
     /// Levels a sweep walks.

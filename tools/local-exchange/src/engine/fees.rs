@@ -1,5 +1,6 @@
-//! Kalshi's trading fee: coefficient x C x P x (1 - P), accrued exactly per fill in 1e-14
-//! dollars and rounded up to the cent per order, as Kalshi does, so fees match its to the cent.
+//! Kalshi's trading fee, coefficient x C x P x (1 - P). It accrues exactly per fill, in 1e-14
+//! dollars, and is rounded up to the cent per order rather than per fill, as Kalshi rounds it,
+//! so an order's fees come out the same to the cent.
 
 use super::market::{FeeType, MarketId};
 use super::Exchange;

@@ -1,5 +1,6 @@
-//! The conservation check the tests and the simulator run after every step: money and
-//! contracts are neither created nor lost, and keyed accounts never go below what they owe.
+//! The conservation check that the simulator, the server's closing summary and the property
+//! tests run. It sits apart from the code that moves money so it can state what must hold
+//! without repeating how each move keeps it.
 
 use super::Exchange;
 use kalshi_proto::market::MarketStatus;

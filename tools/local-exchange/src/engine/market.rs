@@ -1,6 +1,6 @@
 //! What the exchange knows of a market: its static spec from the scenario, its live state
 //! (book, status, result, traded volume) and the public trades it prints. Kept apart from
-//! orders and accounts because the REST and WebSocket market-data views read only this.
+//! orders and accounts: these are public, the same for every client.
 
 use crate::book::MatchingBook;
 use kalshi_proto::ladder::{LevelStructure, TickLadder};
