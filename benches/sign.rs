@@ -9,7 +9,9 @@
 //! asserted at the end.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kmm::connector::codec::{encode_amend, encode_create, Method, OrderSpec, OrderWire, RestRequest, SelfTradePrevention, ORDERS_PATH};
+use kmm::connector::kalshi::rest::encode::{encode_amend, encode_create, SelfTradePrevention};
+use kmm::connector::kalshi::rest::order_wire::{OrderSpec, OrderWire};
+use kmm::connector::kalshi::rest::request::{Method, RestRequest, ORDERS_PATH};
 use kmm::connector::signer::{sign, write_http_request, FixedPath, PresignConfig, Presigner, WallClock};
 use kmm::event::{ClientRef, OrderId, Price, Qty, Side, TimeInForce};
 use local_exchange::auth::{generate_account_key, KeyKind, Signer};

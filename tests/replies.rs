@@ -8,11 +8,14 @@
 //! Also: malformed bodies never panic and still answer every item once (proptest), and the
 //! order-reply parser allocates nothing (counting allocator).
 
-use kmm::connector::codec::encode_amend;
-use kmm::connector::codec::{
-    encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_create, encode_decrease, Decoder, Interner, Method,
-    OrderSpec, RestRequest, SelfTradePrevention,
+use kmm::connector::kalshi::interner::Interner;
+use kmm::connector::kalshi::rest::encode::encode_amend;
+use kmm::connector::kalshi::rest::encode::{
+    encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_create, encode_decrease, SelfTradePrevention,
 };
+use kmm::connector::kalshi::rest::order_wire::OrderSpec;
+use kmm::connector::kalshi::rest::request::{Method, RestRequest};
+use kmm::connector::kalshi::ws::decode::Decoder;
 use kmm::connector::pacing::Budget;
 use kmm::connector::replies::{
     parse_account_limits, parse_fills, parse_market, parse_markets, parse_order_reply, parse_orders, parse_positions, FillKey, ItemCtx,

@@ -8,7 +8,7 @@
 //! request is in flight per connection (no pipelining: a failed connection then loses at most one
 //! answer); requests beyond the idle connections wait in a FIFO of reused buffers.
 
-use super::codec::Method;
+use super::kalshi::rest::request::Method;
 use super::net::{tls_config, Endpoint, NetStream};
 use crate::metrics::tsc;
 use anyhow::{anyhow, bail, Context};
@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 /// Writes `v` in decimal.
 #[inline]
 pub fn push_decimal(out: &mut Vec<u8>, v: u64) {
-    super::codec::push_u64(out, v);
+    super::kalshi::write::push_u64(out, v);
 }
 
 /// Clears `out` and writes `METHOD path HTTP/1.1`, CRLF, `Host: host` (no CRLF after it).

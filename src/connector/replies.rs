@@ -20,7 +20,9 @@
 //! count a fill seen on the WebSocket and again in a REST backfill exactly once; the WebSocket
 //! side gets the same key from `Decoder::last_fill_trade`.
 
-use super::codec::{rfc3339_ms, Interner, MAX_BATCH};
+use super::kalshi::interner::Interner;
+use super::kalshi::numbers::rfc3339_ms;
+use super::kalshi::rest::request::MAX_BATCH;
 use super::pacing::Budget;
 use crate::event::{ClientRef, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, RejectReason, Side, Stamp};
 use crate::ladder::{FeeRates, MarketLadder, RangeText};
