@@ -10,7 +10,6 @@ pub mod io;
 pub mod kalshi;
 pub mod net;
 pub mod pacing;
-pub mod replies;
 pub mod signer;
 pub mod venue;
 pub mod warm;

@@ -191,7 +191,7 @@ impl Decoder {
     /// The `trade_id` (a UUID's 128 bits) of the last `Fill` event decoded, `None` if that
     /// fill carried none. A fill frame holds one fill, so after a `decode` that pushed a `Fill`
     /// this identifies it: with the event's order it is the key the io thread deduplicates
-    /// WebSocket fills against REST backfill with (`replies::FillKey`).
+    /// WebSocket fills against REST backfill with (`rest::models::FillKey`).
     pub fn last_fill_trade(&self) -> Option<u128> {
         self.last_fill_trade
     }

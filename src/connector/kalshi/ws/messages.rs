@@ -271,7 +271,7 @@ impl Envelope<'_> {
     }
 }
 
-// --- the general path: serde_json
+// The general path, serde_json, from here down.
 
 pub(crate) fn parse_envelope<'f>(
     frame: &'f [u8],
