@@ -2,8 +2,8 @@
 //! subscribe and snapshot; order entry and batching; seq-gap recovery; reconnect with resync;
 //! shutdown leaving nothing resting. Waits use generous deadlines, never timing assertions.
 
-use kmm::connector::http::BlockingClient;
 use kmm::connector::io::{self, Control, IoReport, IoSetup};
+use kmm::connector::kalshi::rest::blocking::BlockingClient;
 use kmm::connector::venue::{self, VenueConfig};
 use kmm::event::{
     ClientRef, Command, CommandBody, Event, EventBody, MarketIdx, OrderId, OrderStatus, Price, Qty, Side, Stamp, TimeInForce,

@@ -19,10 +19,11 @@
 //! from [`Presigner`]; a miss signs inline and is counted). A full events ring is waited on (the
 //! stall counted), never dropped: a lost ack or fill would corrupt the strategy's state.
 
-use super::http::{BlockingClient, HttpPool, PoolStats, Reply};
 use super::kalshi::interner::Interner;
+use super::kalshi::rest::blocking::BlockingClient;
 use super::kalshi::rest::encode::{encode_batch_cancel, encode_batch_create, encode_command, encode_create, SelfTradePrevention};
 use super::kalshi::rest::order_wire::{OrderSpec, OrderWire};
+use super::kalshi::rest::pool::{HttpPool, PoolStats, Reply};
 use super::kalshi::rest::replies::{parse_order_reply, ItemCtx, ReplyKind};
 use super::kalshi::rest::request::{RestRequest, MAX_BATCH};
 use super::kalshi::ws::commands::{encode_get_snapshot, encode_subscribe};

@@ -5,7 +5,6 @@
 //! commands in, JSON bodies and paths out). Sockets, TLS, WebSocket framing, HTTP framing and
 //! request signing live beside it and call into it.
 
-pub mod http;
 pub mod io;
 pub mod kalshi;
 pub mod net;

@@ -170,7 +170,7 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
 /// `KALSHI-ACCESS-KEY`, and `KALSHI-ACCESS-TIMESTAMP: ` up to the value, where a stocked
 /// signature's [`SignedHeaders::auth_lines`] go.
 pub fn write_head_to_timestamp(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], key_id: &[u8]) {
-    super::http::write_request_line(out, method, path, host);
+    super::kalshi::rest::head::write_request_line(out, method, path, host);
     out.extend_from_slice(b"\r\n");
     write_key_line_and_timestamp_name(out, key_id);
 }

@@ -5,7 +5,7 @@
 //! Every reply is parsed from the current fixed-point fields first (`*_dollars`, `*_fp`), with
 //! the Era-A integers as a fallback, without floats.
 
-use super::http::{BlockingClient, BlockingResponse};
+use super::kalshi::rest::blocking::{BlockingClient, BlockingResponse};
 use crate::event::{ClientRef, Money, OrderId, Price, Qty, Side};
 use crate::ladder::{FeeRates, MarketLadder, RangeText};
 use anyhow::{anyhow, bail, Context};
