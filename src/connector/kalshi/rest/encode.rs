@@ -165,7 +165,7 @@ pub fn encode_decrease(req: &mut RestRequest, order: OrderId, reduce_to: Qty) {
     req.body.extend_from_slice(b"\"}");
 }
 
-/// `POST .../events/orders/batched`. The caller keeps `orders` within [`MAX_BATCH`].
+/// `POST .../events/orders/batched`. The caller keeps `orders` within [`MAX_BATCH`](super::request::MAX_BATCH).
 pub fn encode_batch_create(req: &mut RestRequest, orders: &[OrderSpec<'_>]) {
     req.start(Method::Post, BATCH_PATH);
     req.body.extend_from_slice(b"{\"orders\":[");
@@ -179,7 +179,7 @@ pub fn encode_batch_create(req: &mut RestRequest, orders: &[OrderSpec<'_>]) {
 }
 
 /// `DELETE .../events/orders/batched` with a JSON body. The caller keeps `orders` within
-/// [`MAX_BATCH`].
+/// [`MAX_BATCH`](super::request::MAX_BATCH).
 pub fn encode_batch_cancel(req: &mut RestRequest, orders: &[OrderId]) {
     req.start(Method::Delete, BATCH_PATH);
     req.body.extend_from_slice(b"{\"orders\":[");

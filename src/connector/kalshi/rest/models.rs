@@ -606,7 +606,7 @@ pub fn parse_fills(body: &[u8], interner: &Interner, stamp: Stamp, sink: &mut im
     Ok(info)
 }
 
-/// `GET /account/limits`: (read, write) budgets for [`super::pacing::Pacer::new`]; `None` is
+/// `GET /account/limits`: (read, write) budgets for [`crate::connector::pacing::Pacer::new`]; `None` is
 /// unlimited (the local exchange's `unlimited` tier sends `null`). Falls back to the older
 /// flat `read_limit`/`write_limit` (requests per second, at the default 10 tokens each).
 pub fn parse_account_limits(body: &[u8]) -> anyhow::Result<(Option<Budget>, Option<Budget>)> {

@@ -25,9 +25,9 @@ pub struct OrderSpec<'a> {
 /// Which request an [`OrderWire`] writes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum WireKind {
-    /// `POST .../events/orders`: [`encode_create`]'s request.
+    /// `POST .../events/orders`: [`encode_create`](super::encode::encode_create)'s request.
     Create,
-    /// `POST .../events/orders/{order_id}/amend`: [`encode_amend`]'s request, the order id
+    /// `POST .../events/orders/{order_id}/amend`: [`encode_amend`](super::encode::encode_amend)'s request, the order id
     /// patched into the request line.
     Amend,
 }
@@ -38,7 +38,7 @@ pub enum WireKind {
 /// client id, price, count). The body puts the variable-width count last so nothing after it
 /// moves; the order id, the client id and a price below $1 ("0.dddd") have fixed widths.
 ///
-/// The bytes are those of [`encode_create`] or [`encode_amend`] framed by
+/// The bytes are those of [`encode_create`](super::encode::encode_create) or [`encode_amend`](super::encode::encode_amend) framed by
 /// `signer::write_http_request`, with the body's keys in another order (a property test holds
 /// them to it). An amend ignores the spec's time in force, post-only flag and self-trade
 /// prevention: they are the order's own.

@@ -9,7 +9,7 @@ use crate::event::Channel;
 
 /// `{"id":N,"cmd":"subscribe","params":{"channels":[..],"market_tickers":[..],"use_yes_price":B}}`.
 /// No tickers means no market filter. Register the command with
-/// [`Decoder::register_subscribe`] so the replies are understood.
+/// [`Decoder::register_subscribe`](super::decode::Decoder::register_subscribe) so the replies are understood.
 pub fn encode_subscribe<'t>(
     out: &mut Vec<u8>,
     id: u64,
@@ -42,12 +42,12 @@ pub fn encode_get_snapshot<'t>(out: &mut Vec<u8>, id: u64, sid: u32, tickers: im
     encode_update(out, id, sid, b"get_snapshot", tickers);
 }
 
-/// `update_subscription` with `add_markets` (then call [`Decoder::add_markets`]).
+/// `update_subscription` with `add_markets` (then call [`Decoder::add_markets`](super::decode::Decoder::add_markets)).
 pub fn encode_add_markets<'t>(out: &mut Vec<u8>, id: u64, sid: u32, tickers: impl IntoIterator<Item = &'t [u8]>) {
     encode_update(out, id, sid, b"add_markets", tickers);
 }
 
-/// `update_subscription` with `delete_markets` (then call [`Decoder::remove_markets`]).
+/// `update_subscription` with `delete_markets` (then call [`Decoder::remove_markets`](super::decode::Decoder::remove_markets)).
 pub fn encode_delete_markets<'t>(out: &mut Vec<u8>, id: u64, sid: u32, tickers: impl IntoIterator<Item = &'t [u8]>) {
     encode_update(out, id, sid, b"delete_markets", tickers);
 }

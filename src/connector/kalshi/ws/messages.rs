@@ -73,7 +73,7 @@ pub(crate) type Str<'a> = Option<&'a [u8]>;
 pub(crate) type Scalar<'a> = Option<Num<'a>>;
 
 /// A message payload of scalar fields only, readable two ways from one field list: by serde
-/// (the general path) and by the fast scanner's `set` (see [`fast_envelope`]).
+/// (the general path) and by the fast scanner's `set` (see [`fast_envelope`](super::fast::fast_envelope)).
 macro_rules! flat_msg {
     ($name:ident { $($kind:ident $field:ident),* $(,)? }) => {
         #[derive(Deserialize, Default)]
