@@ -3,7 +3,11 @@
 //! every decode is a fresh in-sequence frame (a duplicate would be dropped early).
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use kmm::connector::codec::{encode_create, Decoder, Interner, OrderSpec, RestRequest, SelfTradePrevention};
+use kmm::connector::kalshi::interner::Interner;
+use kmm::connector::kalshi::rest::encode::{encode_create, SelfTradePrevention};
+use kmm::connector::kalshi::rest::order_wire::OrderSpec;
+use kmm::connector::kalshi::rest::request::RestRequest;
+use kmm::connector::kalshi::ws::decode::Decoder;
 use kmm::event::{Channel, ClientRef, Price, Qty, Side, Stamp, TimeInForce};
 use std::hint::black_box;
 

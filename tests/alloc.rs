@@ -6,7 +6,8 @@
 //! run for the first time there), the parse path and the strategy thread must allocate
 //! nothing at all per event.
 
-use kmm::connector::codec::{Decoder, Interner};
+use kmm::connector::kalshi::interner::Interner;
+use kmm::connector::kalshi::ws::decode::Decoder;
 use kmm::event::{Channel, Command, Event, Stamp};
 use kmm::logger::{self, LogConfig};
 use kmm::metrics::TscClock;

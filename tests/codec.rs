@@ -2,7 +2,17 @@
 //! seq handling, malformed input, fuzzing, encoders checked against the local exchange's own
 //! parsers and router, and a counting allocator proving the hot path allocation-free.
 
-use kmm::connector::codec::*;
+use kmm::connector::kalshi::error::DecodeError;
+use kmm::connector::kalshi::interner::Interner;
+use kmm::connector::kalshi::rest::encode::{
+    encode_amend, encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_command, encode_create,
+    encode_decrease, EncodeError, SelfTradePrevention,
+};
+use kmm::connector::kalshi::rest::order_wire::{OrderSpec, OrderWire};
+use kmm::connector::kalshi::rest::request::{Method, RestRequest, MAX_BATCH};
+use kmm::connector::kalshi::write::{push_price, push_qty};
+use kmm::connector::kalshi::ws::commands::{encode_add_markets, encode_get_snapshot, encode_subscribe, encode_unsubscribe};
+use kmm::connector::kalshi::ws::decode::{Counters, Decoder};
 use kmm::event::*;
 use proptest::prelude::*;
 use std::alloc::{GlobalAlloc, Layout, System};

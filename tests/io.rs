@@ -7,8 +7,8 @@ use kalshi_proto::ratelimit::Tier;
 use kalshi_proto::units::Money;
 use kalshi_proto::Side as ExSide;
 use kmm::config::Config;
-use kmm::connector::http::BlockingClient;
 use kmm::connector::io::{self, Control, IoReport, IoSetup};
+use kmm::connector::kalshi::rest::blocking::BlockingClient;
 use kmm::connector::venue::{self, VenueConfig};
 use kmm::event::{
     ClientRef, Command, CommandBody, Event, EventBody, MarketIdx, OrderId, OrderStatus, Price, Qty, Side, Stamp, TimeInForce,

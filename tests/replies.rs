@@ -12,16 +12,19 @@ use kalshi_proto::auth::Signer;
 use kalshi_proto::ladder::LevelStructure;
 use kalshi_proto::ratelimit::Tier;
 use kalshi_proto::units::Money;
-use kmm::connector::codec::encode_amend;
-use kmm::connector::codec::{
-    encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_create, encode_decrease, Decoder, Interner, Method,
-    OrderSpec, RestRequest, SelfTradePrevention,
+use kmm::connector::kalshi::interner::Interner;
+use kmm::connector::kalshi::rest::encode::encode_amend;
+use kmm::connector::kalshi::rest::encode::{
+    encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_create, encode_decrease, SelfTradePrevention,
 };
+use kmm::connector::kalshi::rest::models::{
+    parse_account_limits, parse_fills, parse_market, parse_markets, parse_orders, parse_positions, FillKey, MarketState,
+};
+use kmm::connector::kalshi::rest::order_wire::OrderSpec;
+use kmm::connector::kalshi::rest::replies::{parse_order_reply, ItemCtx, ReplyKind};
+use kmm::connector::kalshi::rest::request::{Method, RestRequest};
+use kmm::connector::kalshi::ws::decode::Decoder;
 use kmm::connector::pacing::Budget;
-use kmm::connector::replies::{
-    parse_account_limits, parse_fills, parse_market, parse_markets, parse_order_reply, parse_orders, parse_positions, FillKey, ItemCtx,
-    MarketState, ReplyKind,
-};
 use kmm::connector::signer::{write_http_request, FixedPath, OrderOp, PresignConfig, Presigner};
 use kmm::event::{Channel, ClientRef, Event, EventBody, OrderId, OrderStatus, Price, Qty, RejectReason, Side, Stamp, TimeInForce};
 use kmm::ladder::FeeRates;
@@ -537,7 +540,7 @@ fn a_real_429_and_a_bad_signature() {
     s.write_all(&out).unwrap();
     let (st, body) = read_response(&mut s);
     assert_eq!(st, 401);
-    assert_eq!(kmm::connector::replies::error_code(&body), Some(&b"unauthorized"[..]));
+    assert_eq!(kmm::connector::kalshi::rest::replies::error_code(&body), Some(&b"unauthorized"[..]));
     assert_eq!(
         rejected(&reply(ReplyKind::Amend, st, &body, &[ctx(0, 1, OrderId(1))])[0]),
         (RejectReason::Other, 401)
@@ -655,7 +658,7 @@ mod malformed {
         let _ = parse_positions(body, &interner, Stamp::default(), &mut |_| {});
         let _ = parse_fills(body, &interner, Stamp::default(), &mut |_, _| {});
         let _ = parse_account_limits(body);
-        let _ = kmm::connector::replies::error_code(body);
+        let _ = kmm::connector::kalshi::rest::replies::error_code(body);
     }
 
     proptest! {

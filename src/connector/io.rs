@@ -19,14 +19,17 @@
 //! from [`Presigner`]; a miss signs inline and is counted). A full events ring is waited on (the
 //! stall counted), never dropped: a lost ack or fill would corrupt the strategy's state.
 
-use super::codec::{
-    self, encode_batch_cancel, encode_batch_create, encode_command, encode_create, encode_get_snapshot, encode_subscribe, Decoder,
-    Interner, OrderSpec, OrderWire, RestRequest, SelfTradePrevention, MAX_BATCH,
-};
-use super::http::{BlockingClient, HttpPool, PoolStats, Reply};
+use super::kalshi::interner::Interner;
+use super::kalshi::rest::blocking::BlockingClient;
+use super::kalshi::rest::encode::{encode_batch_cancel, encode_batch_create, encode_command, encode_create, SelfTradePrevention};
+use super::kalshi::rest::order_wire::{OrderSpec, OrderWire};
+use super::kalshi::rest::pool::{HttpPool, PoolStats, Reply};
+use super::kalshi::rest::replies::{parse_order_reply, ItemCtx, ReplyKind};
+use super::kalshi::rest::request::{RestRequest, MAX_BATCH};
+use super::kalshi::ws::commands::{encode_get_snapshot, encode_subscribe};
+use super::kalshi::ws::decode::Decoder;
 use super::net::{tls_config, Endpoint};
 use super::pacing::{Pacer, PacerConfig, PacerStats, RequestKind};
-use super::replies::{parse_order_reply, ItemCtx, ReplyKind};
 use super::signer::{OrderOp, PresignConfig, PresignStats, Presigner};
 use super::venue::{self, VenueConfig};
 use super::ws::{ReadStatus, WsAuth, WsClient};
@@ -164,7 +167,7 @@ impl IoCounters {
 pub struct IoReport {
     pub hists: StageHistograms,
     pub counters: IoCounters,
-    pub decoder: codec::Counters,
+    pub decoder: crate::connector::kalshi::ws::decode::Counters,
     pub presign: PresignStats,
     pub pacer: PacerStats,
     pub http: PoolStats,

@@ -1,18 +1,16 @@
 //! The io thread's side of the wire: turning Kalshi's WebSocket frames into [`crate::event::Event`]s
 //! and [`crate::event::Command`]s into request bytes.
 //!
-//! [`codec`] is the pure, allocation-free translation layer (JSON in, fixed-size events out;
+//! [`kalshi`] is the pure, allocation-free translation layer (JSON in, fixed-size events out;
 //! commands in, JSON bodies and paths out). Sockets, TLS, WebSocket framing, HTTP framing and
 //! request signing live beside it and call into it.
 
-pub mod codec;
-pub mod http;
 pub mod io;
+pub mod kalshi;
 pub mod net;
 pub mod oracle_feed;
 pub mod oracle_wire;
 pub mod pacing;
-pub mod replies;
 pub mod signer;
 pub mod venue;
 pub mod warm;

@@ -17,7 +17,7 @@
 //! Everything here is allocation-free and does no I/O: the io thread calls it before every
 //! request.
 
-use super::codec::{Method, BATCH_PATH, ORDERS_PATH};
+use super::kalshi::rest::request::{Method, BATCH_PATH, ORDERS_PATH};
 use crate::event::CommandBody;
 pub use kalshi_proto::ratelimit::Tier;
 

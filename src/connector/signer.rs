@@ -25,7 +25,8 @@
 //! Secrets: the private key stays inside [`kalshi_proto::auth::Signer`]; signatures are
 //! short-lived bearer credentials, so `Debug` output shows their timestamps and lengths only.
 
-use super::codec::{Method, OrderSpec, OrderWire, RestRequest, BATCH_PATH, ORDERS_PATH};
+use super::kalshi::rest::order_wire::{OrderSpec, OrderWire};
+use super::kalshi::rest::request::{Method, RestRequest, BATCH_PATH, ORDERS_PATH};
 use crate::event::OrderId;
 use kalshi_proto::auth::{KeyKind, Signer};
 use std::collections::HashMap;
@@ -74,7 +75,7 @@ impl SignedHeaders {
             return None;
         }
         let mut digits = [0u8; MAX_TIMESTAMP_DIGITS];
-        let i = super::codec::u64_digits(ts_ms, &mut digits);
+        let i = super::kalshi::write::u64_digits(ts_ms, &mut digits);
         let n = digits.len() - i;
         let mut h = SignedHeaders {
             ts_ms,
@@ -145,7 +146,7 @@ impl fmt::Debug for SignedHeaders {
 /// request line, `Host`, the three `KALSHI-ACCESS-*` headers, and for a body `Content-Type`
 /// and `Content-Length`. Keep-alive is HTTP/1.1's default, so no `Connection` header is sent.
 /// Allocation-free once `out` has the capacity (the largest request is a full batch create,
-/// under `codec::BODY_CAPACITY` plus about 1 KiB of head).
+/// under `crate::connector::kalshi::rest::request::BODY_CAPACITY` plus about 1 KiB of head).
 pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key_id: &[u8], auth: &SignedHeaders) {
     out.clear();
     out.extend_from_slice(req.method.as_bytes());
@@ -169,7 +170,7 @@ pub fn write_http_request(out: &mut Vec<u8>, req: &RestRequest, host: &[u8], key
 /// `KALSHI-ACCESS-KEY`, and `KALSHI-ACCESS-TIMESTAMP: ` up to the value, where a stocked
 /// signature's [`SignedHeaders::auth_lines`] go.
 pub fn write_head_to_timestamp(out: &mut Vec<u8>, method: Method, path: &[u8], host: &[u8], key_id: &[u8]) {
-    super::http::write_request_line(out, method, path, host);
+    super::kalshi::rest::head::write_request_line(out, method, path, host);
     out.extend_from_slice(b"\r\n");
     write_key_line_and_timestamp_name(out, key_id);
 }
@@ -207,7 +208,7 @@ fn write_after_prefix(out: &mut Vec<u8>, prefix: &[u8], auth: &SignedHeaders, bo
 }
 
 fn push_usize(out: &mut Vec<u8>, v: usize) {
-    super::codec::push_u64(out, v as u64);
+    super::kalshi::write::push_u64(out, v as u64);
 }
 
 // ------------------------------------------------------------------------------------ clock
@@ -1167,7 +1168,7 @@ impl Worker {
             return false;
         }
         let (order, op) = (self.wanted[i].order, self.wanted[i].op);
-        let mut path = Vec::with_capacity(super::codec::PATH_CAPACITY);
+        let mut path = Vec::with_capacity(super::kalshi::rest::request::PATH_CAPACITY);
         op.write_path(order, &mut path);
         let headers = self.sign(op.method(), &path);
         let _ = self.results.push(OrderSigned { order, op, headers });
@@ -1340,7 +1341,8 @@ mod tests {
     /// signature, and takes nothing: the stock and the hit counters are as they were.
     #[test]
     fn rehearsals_write_what_the_real_write_sends_and_take_nothing() {
-        use crate::connector::codec::{encode_batch_cancel, encode_command, Interner, SelfTradePrevention};
+        use crate::connector::kalshi::interner::Interner;
+        use crate::connector::kalshi::rest::encode::{encode_batch_cancel, encode_command, SelfTradePrevention};
         use crate::event::{ClientRef, CommandBody, Price, Qty, Side, TimeInForce};
         let (k, mut p) = stocked_ed25519(3);
         let host = b"api.example:443";
@@ -1412,7 +1414,7 @@ mod tests {
     /// for the amend's path and no other.
     #[test]
     fn amend_wires_carry_their_orders_signature() {
-        use crate::connector::codec::SelfTradePrevention;
+        use crate::connector::kalshi::rest::encode::SelfTradePrevention;
         use crate::event::{ClientRef, Price, Qty, Side, TimeInForce};
         let k = key(KeyKind::Ed25519);
         let v = verifier(k);

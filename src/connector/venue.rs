@@ -5,7 +5,7 @@
 //! Every reply is parsed from the current fixed-point fields first (`*_dollars`, `*_fp`), with
 //! the Era-A integers as a fallback, without floats.
 
-use super::http::{BlockingClient, BlockingResponse};
+use super::kalshi::rest::blocking::{BlockingClient, BlockingResponse};
 use crate::event::{ClientRef, Money, OrderId, Price, Qty, Side};
 use crate::ladder::{FeeRates, MarketLadder, RangeText};
 use anyhow::{anyhow, bail, Context};
@@ -274,7 +274,7 @@ pub fn fetch_market(client: &mut BlockingClient, ticker: &str, default_fees: Fee
     let fees = series.and_then(|s| series_fees(client, &s)).unwrap_or(default_fees);
     let ladder = MarketLadder::from_price_ranges(&texts, fees).map_err(|e| anyhow!("market {ticker}: {e}"))?;
     let close_ts_ms = str_field(m, "close_time")
-        .and_then(|t| crate::connector::codec::rfc3339_ms(t.as_bytes()))
+        .and_then(|t| crate::connector::kalshi::numbers::rfc3339_ms(t.as_bytes()))
         .unwrap_or(0);
     Ok(MarketMeta {
         ticker: ticker.to_string(),
@@ -395,7 +395,7 @@ pub fn fetch_fills(client: &mut BlockingClient, min_ts_s: u64) -> anyhow::Result
     for f in &items {
         let parsed = (|| {
             let ts_ms = str_field(f, "created_time")
-                .and_then(|t| super::codec::rfc3339_ms(t.as_bytes()))
+                .and_then(|t| super::kalshi::numbers::rfc3339_ms(t.as_bytes()))
                 .or_else(|| f.get("ts").and_then(Value::as_u64).map(|s| s * 1000))?;
             Some(RestFill {
                 trade_id: str_field(f, "trade_id").or_else(|| str_field(f, "fill_id"))?.to_string(),
@@ -423,7 +423,7 @@ pub fn cancel_all_and_confirm(client: &mut BlockingClient, timeout: Duration) ->
     let before = fetch_resting_orders(client)?.len();
     let deadline = Instant::now() + timeout;
     loop {
-        let r: BlockingResponse = client.request(super::codec::Method::Delete, "/portfolio/events/orders", b"")?;
+        let r: BlockingResponse = client.request(super::kalshi::rest::request::Method::Delete, "/portfolio/events/orders", b"")?;
         if !r.is_success() && r.status != 429 {
             bail!("cancel all: HTTP {}: {:.300}", r.status, r.text());
         }

@@ -8,7 +8,10 @@
 //! the same code on canned frames and a canned amend through scratch state, so nothing it does
 //! reaches the books, the wire or the real decoder's sequence tracking.
 
-use crate::connector::codec::{Decoder, Interner, OrderSpec, OrderWire, SelfTradePrevention};
+use crate::connector::kalshi::interner::Interner;
+use crate::connector::kalshi::rest::encode::SelfTradePrevention;
+use crate::connector::kalshi::rest::order_wire::{OrderSpec, OrderWire};
+use crate::connector::kalshi::ws::decode::Decoder;
 use crate::connector::signer::SignedHeaders;
 use crate::event::{Channel, ClientRef, OrderId, Price, Qty, Side, Stamp, TimeInForce};
 use rustls::{ClientConnection, ServerConnection};

@@ -1,0 +1,7 @@
+//! The WebSocket side of the protocol: frames in ([`decode`], [`messages`], [`fast`]) and
+//! commands out ([`commands`]).
+
+pub mod commands;
+pub mod decode;
+pub mod fast;
+pub mod messages;
