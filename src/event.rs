@@ -6,6 +6,7 @@
 //! snapshot arrives as `BookClear`, one `BookLevel` per level, then `BookSnapshotEnd`.
 //! Book prices are always on the YES scale: a NO bid at p is carried as a YES ask at 1 - p.
 
+pub use kalshi_proto::market::MarketStatus;
 pub use kalshi_proto::order::{OrderStatus, TimeInForce};
 pub use kalshi_proto::units::{Money, Price, Qty};
 pub use kalshi_proto::Side;
@@ -97,6 +98,41 @@ impl OrderId {
     }
 }
 
+/// The exchange's trade id (a UUID) as 128 bits: the public trade and each side's fill in it
+/// carry the same id, so the strategy can tell its own fills in the public tape. Two words, not
+/// a `u128`, so it does not raise the event's alignment. Zero when the venue gave none.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct TradeId(pub [u64; 2]);
+
+impl TradeId {
+    pub const NONE: TradeId = TradeId([0, 0]);
+
+    /// Parses the UUID form; `None` for anything else.
+    pub fn parse(text: &[u8]) -> Option<TradeId> {
+        OrderId::parse(text).map(|id| TradeId::from_u128(id.0))
+    }
+
+    #[inline]
+    pub fn from_u128(v: u128) -> TradeId {
+        TradeId([(v >> 64) as u64, v as u64])
+    }
+
+    #[inline]
+    pub fn is_none(self) -> bool {
+        self == TradeId::NONE
+    }
+}
+
+/// Which feed (WebSocket session) an event's connectivity news is about. Each has its own
+/// connectivity: losing the oracle is not losing Kalshi.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Feed {
+    /// Kalshi's market data and our orders and fills.
+    Kalshi,
+    /// The external oracle (the seed's External_Oracle), read by alpha.
+    Oracle,
+}
+
 /// Where an event came from and when: the subscription and its sequence number (so each
 /// trade and delta is counted exactly once), the exchange's timestamp, and the TSC stamps of
 /// the stages it went through on the io thread.
@@ -114,15 +150,6 @@ pub struct Stamp {
     pub decoded_tsc: u64,
     /// TSC when the event was parsed and pushed.
     pub parsed_tsc: u64,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Lifecycle {
-    Activated,
-    Deactivated,
-    Closed,
-    Determined { yes: bool },
-    Settled,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -183,6 +210,7 @@ pub enum EventBody {
         yes_price: Price,
         qty: Qty,
         taker: Side,
+        trade: TradeId,
     },
     /// Top of book and last trade as the exchange summarises them.
     Ticker {
@@ -202,6 +230,8 @@ pub enum EventBody {
         is_taker: bool,
         fee: Money,
         post_position: Qty,
+        /// The trade this fill was part of: the same id as the public trade's.
+        trade: TradeId,
     },
     /// The state of one of our orders changed.
     OrderUpdate {
@@ -221,9 +251,11 @@ pub enum EventBody {
         realized_pnl: Money,
         fees_paid: Money,
     },
+    /// The market moved through its lifecycle; `yes` is the result once it is determined.
     Lifecycle {
         market: MarketIdx,
-        kind: Lifecycle,
+        status: MarketStatus,
+        yes: Option<bool>,
     },
     /// A REST order request succeeded.
     OrderAck {
@@ -249,14 +281,21 @@ pub enum EventBody {
     /// snapshot that follows.
     Stale {
         market: MarketIdx,
+        feed: Feed,
     },
     /// The exchange answered a command with an error code (Kalshi's WS error codes).
     WsError {
         code: u16,
         sid: u32,
     },
-    Connected,
-    Disconnected,
+    /// A feed's session is up (for Kalshi: subscribed, and our open orders listed again).
+    Connected {
+        feed: Feed,
+    },
+    /// A feed's session dropped; it is being redialled.
+    Disconnected {
+        feed: Feed,
+    },
     /// The oracle feed's probability for a market (the seed's External_Oracle), on the price
     /// scale: 5213 is 52.13%. `publish_ms` is the vendor's timestamp, Unix ms.
     Oracle {

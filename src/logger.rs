@@ -7,7 +7,7 @@
 //! Fills are also written by the log thread, but the fill journal is flushed after every
 //! batch that contains one, so a crash loses at most the batch in flight.
 
-use crate::event::{CommandBody, Event, EventBody, MarketIdx, Side};
+use crate::event::{CommandBody, Event, EventBody, Feed, MarketIdx, Side, TradeId};
 use crate::metrics::{tsc, TscClock};
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -370,6 +370,7 @@ impl Writer {
                 yes_price,
                 qty,
                 taker,
+                trade,
             } => (
                 "trade",
                 vec![
@@ -377,6 +378,7 @@ impl Writer {
                     ("price", yes_price.dollars()),
                     ("qty", qty.fp()),
                     ("taker", side(taker).into()),
+                    ("trade", trade_text(trade)),
                 ],
             ),
             EventBody::Oracle {
@@ -415,6 +417,7 @@ impl Writer {
                 is_taker,
                 fee,
                 post_position,
+                trade,
             } => (
                 "fill",
                 vec![
@@ -426,6 +429,7 @@ impl Writer {
                     ("taker", is_taker.to_string()),
                     ("fee", fee.dollars(6)),
                     ("position", post_position.fp()),
+                    ("trade", trade_text(trade)),
                 ],
             ),
             EventBody::OrderUpdate {
@@ -463,7 +467,13 @@ impl Writer {
                     ("fees", fees_paid.dollars(6)),
                 ],
             ),
-            EventBody::Lifecycle { market, kind } => ("lifecycle", vec![("market", m(&market)), ("kind", format!("{kind:?}"))]),
+            EventBody::Lifecycle { market, status, yes } => {
+                let mut fields = vec![("market", m(&market)), ("status", status.rest_name().into())];
+                if let Some(yes) = yes {
+                    fields.push(("result", if yes { "yes" } else { "no" }.into()));
+                }
+                ("lifecycle", fields)
+            }
             EventBody::OrderAck {
                 market,
                 client,
@@ -496,10 +506,10 @@ impl Writer {
                 ],
             ),
             EventBody::Subscribed { channel, sid } => ("subscribed", vec![("channel", format!("{channel:?}")), ("sid", sid.to_string())]),
-            EventBody::Stale { market } => ("stale", vec![("market", m(&market))]),
+            EventBody::Stale { market, feed: f } => ("stale", vec![("market", m(&market)), ("feed", feed(f).into())]),
             EventBody::WsError { code, sid } => ("ws_error", vec![("code", code.to_string()), ("sid", sid.to_string())]),
-            EventBody::Connected => ("connected", vec![]),
-            EventBody::Disconnected => ("disconnected", vec![]),
+            EventBody::Connected { feed: f } => ("connected", vec![("feed", feed(f).into())]),
+            EventBody::Disconnected { feed: f } => ("disconnected", vec![("feed", feed(f).into())]),
         }
     }
 
@@ -583,6 +593,20 @@ fn json_object(wall_ns: u64, thread: &str, kind: &str, fields: &[(&str, String)]
     serde_json::Value::Object(map).to_string()
 }
 
+/// A trade id in the exchange's UUID form (the log thread formats; the hot path never does).
+fn trade_text(t: TradeId) -> String {
+    let mut out = [0u8; crate::event::OrderId::WIRE_LEN];
+    crate::event::OrderId((u128::from(t.0[0]) << 64) | u128::from(t.0[1])).write(&mut out);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn feed(f: Feed) -> &'static str {
+    match f {
+        Feed::Kalshi => "kalshi",
+        Feed::Oracle => "oracle",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -606,6 +630,7 @@ mod tests {
                 is_taker: false,
                 fee: Money(0),
                 post_position: Qty(1000),
+                trade: TradeId::from_u128(0x0b6e_2a9a_0a11_41c0_4f77_2a9a_1c02_1af4),
             },
         }
     }

@@ -557,7 +557,7 @@ impl Books {
             | EventBody::BookLevel { market, .. }
             | EventBody::BookClear { market }
             | EventBody::BookSnapshotEnd { market }
-            | EventBody::Stale { market } => market,
+            | EventBody::Stale { market, .. } => market,
             _ => return None,
         };
         self.get_mut(market)?.apply(body)

@@ -25,7 +25,7 @@
 //! fill) and `RateLimited` (pacing's business: the io thread's token bucket and execution's
 //! longer back-off slow the requests down; killing the quotes would not). `WsError`s do not count: they concern subscriptions, which the io thread retries.
 
-use crate::event::{CommandBody, EventBody, Price, Qty, RejectReason, Side};
+use crate::event::{CommandBody, EventBody, Feed, Price, Qty, RejectReason, Side};
 use crate::execution::{Desired, Exposure};
 use crate::ladder::MarketLadder;
 use std::fmt;
@@ -353,11 +353,12 @@ impl Risk {
                     return self.trip(KillReason::RejectStorm, now_ms);
                 }
             }
-            EventBody::Disconnected => {
+            // Only Kalshi's feed carries the data and orders risk watches over.
+            EventBody::Disconnected { feed: Feed::Kalshi } => {
                 self.disconnected = true;
                 return self.trip(KillReason::Disconnected, now_ms);
             }
-            EventBody::Connected => {
+            EventBody::Connected { feed: Feed::Kalshi } => {
                 self.disconnected = false;
                 self.connected_since_trip = true;
                 self.last_data_ms = self.last_data_ms.max(now_ms);
@@ -380,7 +381,12 @@ impl Risk {
             | EventBody::Subscribed { .. } => self.last_data_ms = self.last_data_ms.max(now_ms),
             // Another feed's data says nothing about Kalshi's: it neither feeds the stale-data
             // guard nor, when it stops, trips the switch.
-            EventBody::OrderAck { .. } | EventBody::Stale { .. } | EventBody::WsError { .. } | EventBody::Oracle { .. } => {}
+            EventBody::OrderAck { .. }
+            | EventBody::Stale { .. }
+            | EventBody::WsError { .. }
+            | EventBody::Oracle { .. }
+            | EventBody::Connected { feed: Feed::Oracle }
+            | EventBody::Disconnected { feed: Feed::Oracle } => {}
         }
         None
     }

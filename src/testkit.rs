@@ -8,7 +8,9 @@
 //! every path of the strategy core (quoting, diffing, risk, fills) runs. Both are allocation-
 //! free after construction.
 
-use crate::event::{ClientRef, CommandBody, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp};
+use crate::event::{
+    ClientRef, CommandBody, Event, EventBody, Feed, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp, TradeId,
+};
 use crate::ladder::{FeeRates, MarketLadder};
 use crate::strategy::MarketSetup;
 use kalshi_proto::ladder::LevelStructure;
@@ -65,6 +67,8 @@ pub struct SyntheticFeed {
     queued: usize,
     next: usize,
     seq: u64,
+    /// Public trades so far, numbering their trade ids.
+    trades: u64,
     pub now_ms: u64,
 }
 
@@ -89,10 +93,11 @@ impl SyntheticFeed {
         SyntheticFeed {
             rng,
             books,
-            queue: [EventBody::Connected; 32],
+            queue: [EventBody::Connected { feed: Feed::Kalshi }; 32],
             queued: 0,
             next: 0,
             seq: 0,
+            trades: 0,
             now_ms,
         }
     }
@@ -238,11 +243,13 @@ impl SyntheticFeed {
                 Side::Ask => b.bid_cents * 100,
             };
             let qty = Qty(100 * (1 + self.rng.below(20) as i64));
+            self.trades += 1;
             return self.stamp(EventBody::Trade {
                 market,
                 yes_price: Price(price),
                 qty,
                 taker,
+                trade: TradeId::from_u128(u128::from(self.trades)),
             });
         }
         // Size changes at the touch that never empty it (that would move it).
@@ -296,7 +303,7 @@ impl MiniVenue {
             fill_one_in,
             partial_one_in: 0,
             positions: vec![0; markets],
-            out: [EventBody::Connected; 8],
+            out: [EventBody::Connected { feed: Feed::Kalshi }; 8],
             out_len: 0,
             fills: 0,
         }
@@ -448,6 +455,8 @@ impl MiniVenue {
             is_taker: false,
             fee: Money(0),
             post_position: Qty(pos),
+            // Negative space, so a venue's fills never share an id with the feed's trades.
+            trade: TradeId::from_u128(u128::MAX - u128::from(self.fills)),
         });
     }
 
@@ -478,6 +487,7 @@ pub fn trade(market: MarketIdx, yes_price: Price, qty: Qty, taker: Side) -> Even
         yes_price,
         qty,
         taker,
+        trade: TradeId::NONE,
     }
 }
 
@@ -504,20 +514,24 @@ pub fn fill(
         is_taker,
         fee,
         post_position,
+        trade: TradeId::NONE,
     }
 }
 
 /// The Kalshi feed's book for `market` is stale until its next snapshot.
 pub fn stale(market: MarketIdx) -> EventBody {
-    EventBody::Stale { market }
+    EventBody::Stale {
+        market,
+        feed: Feed::Kalshi,
+    }
 }
 
 /// The Kalshi feed connected (and, after a disconnect, the open orders were listed again).
 pub fn connected() -> EventBody {
-    EventBody::Connected
+    EventBody::Connected { feed: Feed::Kalshi }
 }
 
 /// The Kalshi feed dropped.
 pub fn disconnected() -> EventBody {
-    EventBody::Disconnected
+    EventBody::Disconnected { feed: Feed::Kalshi }
 }

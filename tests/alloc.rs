@@ -68,7 +68,7 @@ fn strategy(markets: usize) -> Strategy {
 /// Answers, like the exchange, every command in `out` (and the commands those answers
 /// cause), from a fixed queue. Returns the number of commands.
 fn answer_all(s: &mut Strategy, now_ms: u64, venue: &mut MiniVenue, out: &mut Commands) -> u64 {
-    let mut queue = [kmm::event::EventBody::Connected; 512];
+    let mut queue = [kmm::testkit::connected(); 512];
     let (mut head, mut tail) = (0usize, 0usize);
     let mut commands = 0u64;
     loop {
@@ -241,7 +241,7 @@ fn the_strategy_thread_allocates_nothing_per_event_over_the_real_rings() {
                     let drained = tx.slots() == tx.buffer().capacity();
                     while let Ok(cmd) = rx.pop() {
                         commands += 1;
-                        let mut answers = [kmm::event::EventBody::Connected; 16];
+                        let mut answers = [kmm::testkit::connected(); 16];
                         let mut k = 0;
                         venue.answer(&cmd.body, |b| {
                             if k < answers.len() {

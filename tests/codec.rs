@@ -215,9 +215,18 @@ fn errors_become_ws_error_events_and_terminal_ones_stale_the_books() {
     assert_eq!(
         ev,
         vec![
-            EventBody::Stale { market: 0 },
-            EventBody::Stale { market: 1 },
-            EventBody::Stale { market: 2 },
+            EventBody::Stale {
+                market: 0,
+                feed: kmm::event::Feed::Kalshi
+            },
+            EventBody::Stale {
+                market: 1,
+                feed: kmm::event::Feed::Kalshi
+            },
+            EventBody::Stale {
+                market: 2,
+                feed: kmm::event::Feed::Kalshi
+            },
             EventBody::WsError { code: 25, sid: BOOK_SID }
         ]
     );
@@ -488,9 +497,18 @@ fn duplicates_are_dropped_and_gaps_stale_the_subscription() {
     assert_eq!(
         &b[..3],
         &[
-            EventBody::Stale { market: 0 },
-            EventBody::Stale { market: 1 },
-            EventBody::Stale { market: 2 }
+            EventBody::Stale {
+                market: 0,
+                feed: kmm::event::Feed::Kalshi
+            },
+            EventBody::Stale {
+                market: 1,
+                feed: kmm::event::Feed::Kalshi
+            },
+            EventBody::Stale {
+                market: 2,
+                feed: kmm::event::Feed::Kalshi
+            }
         ]
     );
     assert!(matches!(b[3], EventBody::BookDelta { .. }));
@@ -538,7 +556,8 @@ fn trade_both_eras() {
             market: 1,
             yes_price: p("0.36"),
             qty: q("136"),
-            taker: Side::Ask
+            taker: Side::Ask,
+            trade: kmm::event::TradeId::parse(b"d91bc706-ee49-470d-82d8-11418bda6fed").unwrap()
         }
     );
     assert_eq!((e.stamp.sid, e.stamp.seq, e.stamp.exchange_ts_ms), (12, 2, 1_669_149_841_000));
@@ -550,7 +569,8 @@ fn trade_both_eras() {
             market: 1,
             yes_price: p("0.36"),
             qty: q("136"),
-            taker: Side::Bid
+            taker: Side::Bid,
+            trade: kmm::event::TradeId::NONE
         }
     );
     assert_eq!(e.stamp.exchange_ts_ms, 1_669_149_842_000);
@@ -621,6 +641,7 @@ fn fill_both_eras() {
             is_taker: true,
             fee: Money(10_000),
             post_position: q("500"),
+            trade: kmm::event::TradeId::parse(b"d91bc706-ee49-470d-82d8-11418bda6fed").unwrap(),
         }
     );
     assert_eq!(e.stamp.exchange_ts_ms, 1_671_899_397_000);
@@ -640,6 +661,7 @@ fn fill_both_eras() {
             is_taker: false,
             fee: Money(0),
             post_position: q("-5"),
+            trade: kmm::event::TradeId::NONE,
         }
     );
     // outcome_side without book_side: a sell of YES is reported as outcome NO.
@@ -732,39 +754,43 @@ fn lifecycle_events() {
     let cases = [
         (
             r#""event_type":"activated","is_deactivated":false,"exchange_index":0"#,
-            Lifecycle::Activated,
+            (MarketStatus::Active, None),
             0,
         ),
-        (r#""event_type":"deactivated","is_deactivated":true"#, Lifecycle::Deactivated, 0),
+        (
+            r#""event_type":"deactivated","is_deactivated":true"#,
+            (MarketStatus::Inactive, None),
+            0,
+        ),
         (
             r#""event_type":"close_date_updated","close_ts":1700000000"#,
-            Lifecycle::Closed,
+            (MarketStatus::Closed, None),
             1_700_000_000_000,
         ),
         (
             r#""event_type":"determined","result":"yes","determination_ts":1700000001,"settlement_value":"1.0000""#,
-            Lifecycle::Determined { yes: true },
+            (MarketStatus::Determined, Some(true)),
             1_700_000_001_000,
         ),
         (
             r#""event_type":"determined","result":"no","determination_ts":1700000001"#,
-            Lifecycle::Determined { yes: false },
+            (MarketStatus::Determined, Some(false)),
             1_700_000_001_000,
         ),
         (
             r#""event_type":"determined","settlement_value":"1.0000""#,
-            Lifecycle::Determined { yes: true },
+            (MarketStatus::Determined, Some(true)),
             0,
         ),
         (
             r#""event_type":"settled","settled_ts":1700000002"#,
-            Lifecycle::Settled,
+            (MarketStatus::Settled, None),
             1_700_000_002_000,
         ),
     ];
-    for (i, (body, kind, ts)) in cases.into_iter().enumerate() {
+    for (i, (body, (status, yes), ts)) in cases.into_iter().enumerate() {
         let e = one(&mut d, &f(i as u64 + 1, body));
-        assert_eq!(e.body, EventBody::Lifecycle { market: 0, kind });
+        assert_eq!(e.body, EventBody::Lifecycle { market: 0, status, yes });
         assert_eq!((e.stamp.sid, e.stamp.seq, e.stamp.exchange_ts_ms), (15, i as u64 + 1, ts));
     }
     assert!(bodies(
@@ -1544,19 +1570,24 @@ mod live {
                 qty,
                 is_taker,
                 post_position,
+                trade,
                 ..
-            } => Some((client, side, yes_price, qty, is_taker, post_position)),
+            } => Some(((client, side, yes_price, qty, is_taker, post_position), trade)),
             _ => None,
         });
-        assert_eq!(fill, Some((ClientRef(2), Side::Bid, Price(6000), Qty(200), true, Qty(200))));
+        let (fill, fill_trade) = fill.expect("our fill");
+        assert_eq!(fill, (ClientRef(2), Side::Bid, Price(6000), Qty(200), true, Qty(200)));
+        assert!(!fill_trade.is_none(), "the fill names its trade");
+        // The public print of that trade carries the same id: our fill is recognisable in the tape.
         assert!(ev.iter().any(|e| matches!(
             e.body,
             EventBody::Trade {
                 market: 0,
                 yes_price: Price(6000),
                 qty: Qty(200),
-                taker: Side::Bid
-            }
+                taker: Side::Bid,
+                trade,
+            } if trade == fill_trade
         )));
         assert!(ev.iter().any(|e| matches!(
             e.body,

@@ -109,6 +109,7 @@ impl Harness {
             is_taker: false,
             fee: kmm::event::Money(0),
             post_position: Qty(0),
+            trade: kmm::event::TradeId::NONE,
         });
     }
 
@@ -450,7 +451,9 @@ fn resync_adopts_ours_and_closes_the_missing() {
     let placed = h.live(desired(Some((45, 10)), Some((55, 10))));
     let (bid, bid_id) = placed[0];
     let (ask, _) = placed[1];
-    h.ev(EventBody::Disconnected);
+    h.ev(EventBody::Disconnected {
+        feed: kmm::event::Feed::Kalshi,
+    });
     assert!(h.orders.resyncing());
     h.update(bid, bid_id, OrderStatus::Resting, Side::Bid, cents(45), c(10), Qty(0));
     // An order of ours the table lost track of (an earlier session's, say).
@@ -467,7 +470,9 @@ fn resync_adopts_ours_and_closes_the_missing() {
         c(1),
         Qty(0),
     );
-    h.ev(EventBody::Connected);
+    h.ev(EventBody::Connected {
+        feed: kmm::event::Feed::Kalshi,
+    });
     assert!(!h.orders.resyncing());
     assert_eq!(h.state(bid), OrderState::Live);
     assert_eq!(h.state(stray), OrderState::Live);
@@ -506,8 +511,12 @@ fn a_wrongly_closed_order_comes_back() {
     let mut h = Harness::new();
     let placed = h.live(desired(Some((45, 10)), None));
     let (client, id) = placed[0];
-    h.ev(EventBody::Disconnected);
-    h.ev(EventBody::Connected);
+    h.ev(EventBody::Disconnected {
+        feed: kmm::event::Feed::Kalshi,
+    });
+    h.ev(EventBody::Connected {
+        feed: kmm::event::Feed::Kalshi,
+    });
     assert_eq!(h.state(client), OrderState::Done);
     // The listing was older than the order's last state: the exchange says it rests.
     h.update(client, id, OrderStatus::Resting, Side::Bid, cents(45), c(10), Qty(0));

@@ -201,7 +201,12 @@ impl Harness {
     }
 
     fn connected(&mut self) {
-        self.wait_for("Connected", |e| e.body == EventBody::Connected);
+        self.wait_for("Connected", |e| {
+            e.body
+                == EventBody::Connected {
+                    feed: kmm::event::Feed::Kalshi,
+                }
+        });
     }
 
     fn resting_at_exchange(&mut self) -> Vec<venue::RestOrder> {
@@ -383,7 +388,13 @@ fn seq_gap_goes_stale_then_fresh_snapshot() {
     h.running.shared.apply_fault(&Fault::SkipSeq { count: 1 });
     // The next book change carries a skipped seq.
     h.lp_order(TICKERS[0], ExSide::Bid, "0.2000", "5.00");
-    h.wait_for("Stale", |e| e.body == EventBody::Stale { market: 0 });
+    h.wait_for("Stale", |e| {
+        e.body
+            == EventBody::Stale {
+                market: 0,
+                feed: kmm::event::Feed::Kalshi,
+            }
+    });
     let stale_at = h.seen.len();
     h.wait_for("a fresh snapshot", |e| e.body == EventBody::BookSnapshotEnd { market: 0 });
     // The fresh snapshot holds the level that revealed the gap.
@@ -405,7 +416,12 @@ fn dropped_connection_reconnects_resyncs_and_counts_each_fill_once() {
     h.send(place(1, 8, Side::Bid, 3000));
     let (o8, _) = acked_order(&h.ack_of(8));
     h.control.send(Control::DropConnection).unwrap();
-    h.wait_for("Disconnected", |e| e.body == EventBody::Disconnected);
+    h.wait_for("Disconnected", |e| {
+        e.body
+            == EventBody::Disconnected {
+                feed: kmm::event::Feed::Kalshi,
+            }
+    });
     let down_at = h.seen.len();
     h.lp_order(TICKERS[1], ExSide::Ask, "0.3000", "1.00");
     h.connected();

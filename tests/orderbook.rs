@@ -199,7 +199,12 @@ fn no_bids_arrive_as_yes_asks() {
     assert_eq!(books[m].best_ask(), Some(px("0.42")));
     // Market 0 never saw a snapshot; unrelated events and unknown markets are not book events.
     assert_eq!(books[0].state(), BookState::Init);
-    assert_eq!(books.apply(&EventBody::Connected), None);
+    assert_eq!(
+        books.apply(&EventBody::Connected {
+            feed: kmm::event::Feed::Kalshi
+        }),
+        None
+    );
     assert_eq!(books.apply(&EventBody::BookClear { market: 7 }), None);
 }
 
@@ -347,7 +352,13 @@ fn every_integrity_failure_goes_stale_and_a_snapshot_recovers() {
         ("end without clear", |b| b.snapshot_end(), Integrity::SnapshotOutOfOrder),
         (
             "feed gap",
-            |b| b.apply(&EventBody::Stale { market: 0 }).unwrap(),
+            |b| {
+                b.apply(&EventBody::Stale {
+                    market: 0,
+                    feed: kmm::event::Feed::Kalshi,
+                })
+                .unwrap()
+            },
             Integrity::FeedGap,
         ),
     ];
@@ -360,7 +371,14 @@ fn every_integrity_failure_goes_stale_and_a_snapshot_recovers() {
         assert_eq!(delta(&mut book, Side::Bid, "0.41", 1), Apply::Dropped, "{name}");
         assert_eq!(book.snapshot_level(Side::Bid, px("0.41"), n(1)), Apply::Dropped, "{name}");
         assert_eq!(book.snapshot_end(), Apply::Dropped, "{name}");
-        assert_eq!(book.apply(&EventBody::Stale { market: 0 }), Some(Apply::Dropped), "{name}");
+        assert_eq!(
+            book.apply(&EventBody::Stale {
+                market: 0,
+                feed: kmm::event::Feed::Kalshi
+            }),
+            Some(Apply::Dropped),
+            "{name}"
+        );
         // Recovery.
         assert_eq!(snapshot(&mut book, &[("0.20", 1)], &[("0.80", 2)]), Apply::Live, "{name}");
         assert_eq!((book.best_bid(), book.best_ask()), (Some(px("0.20")), Some(px("0.80"))), "{name}");
@@ -741,7 +759,10 @@ fn applying_events_never_allocates() {
                     delta: n(1),
                     own: false,
                 },
-                EventBody::Stale { market: m },
+                EventBody::Stale {
+                    market: m,
+                    feed: kmm::event::Feed::Kalshi,
+                },
             ];
             for e in &events {
                 let r = books.apply(e).unwrap();

@@ -275,7 +275,12 @@ fn reject_storm_trips_and_stays_until_cleared() {
     );
     assert_eq!(risk.killed(), Some(KillReason::RejectStorm));
     // Reconnecting and fresh data do not re-arm a reject storm.
-    risk.on_event(&EventBody::Connected, 2_000);
+    risk.on_event(
+        &EventBody::Connected {
+            feed: kmm::event::Feed::Kalshi,
+        },
+        2_000,
+    );
     risk.on_event(&EventBody::BookSnapshotEnd { market: M }, 2_001);
     assert_eq!(risk.killed(), Some(KillReason::RejectStorm));
     assert!(risk.clear(KillReason::RejectStorm));
@@ -287,16 +292,48 @@ fn reject_storm_trips_and_stays_until_cleared() {
 #[test]
 fn disconnect_rearms_after_connected_and_a_fresh_snapshot() {
     let mut risk = Risk::new(limits());
-    assert_eq!(risk.on_event(&EventBody::Disconnected, 10), Some(KillReason::Disconnected));
-    assert_eq!(risk.on_event(&EventBody::Disconnected, 11), None, "already tripped");
+    assert_eq!(
+        risk.on_event(
+            &EventBody::Disconnected {
+                feed: kmm::event::Feed::Kalshi
+            },
+            10
+        ),
+        Some(KillReason::Disconnected)
+    );
+    assert_eq!(
+        risk.on_event(
+            &EventBody::Disconnected {
+                feed: kmm::event::Feed::Kalshi
+            },
+            11
+        ),
+        None,
+        "already tripped"
+    );
     // Snapshots arrive on resubscribe, before the resync ends with Connected.
     risk.on_event(&EventBody::BookSnapshotEnd { market: M }, 20);
     assert_eq!(risk.killed(), Some(KillReason::Disconnected));
-    risk.on_event(&EventBody::Connected, 30);
+    risk.on_event(
+        &EventBody::Connected {
+            feed: kmm::event::Feed::Kalshi,
+        },
+        30,
+    );
     assert_eq!(risk.killed(), None);
     // Connected alone is not enough.
-    risk.on_event(&EventBody::Disconnected, 40);
-    risk.on_event(&EventBody::Connected, 50);
+    risk.on_event(
+        &EventBody::Disconnected {
+            feed: kmm::event::Feed::Kalshi,
+        },
+        40,
+    );
+    risk.on_event(
+        &EventBody::Connected {
+            feed: kmm::event::Feed::Kalshi,
+        },
+        50,
+    );
     assert_eq!(risk.killed(), Some(KillReason::Disconnected));
     risk.on_event(&EventBody::BookSnapshotEnd { market: M }, 60);
     assert_eq!(risk.killed(), None);
@@ -328,6 +365,7 @@ fn stale_data_trips_only_while_quoting_and_rearms_on_a_snapshot() {
             yes_price: cents(45),
             qty: c(1),
             taker: Side::Ask,
+            trade: kmm::event::TradeId::NONE,
         },
         11_100,
     );
@@ -341,10 +379,20 @@ fn stale_data_trips_only_while_quoting_and_rearms_on_a_snapshot() {
 fn manual_kill_needs_an_operator_and_reasons_stack() {
     let mut risk = Risk::new(limits());
     assert!(risk.kill(KillReason::Manual, 5));
-    risk.on_event(&EventBody::Disconnected, 6);
+    risk.on_event(
+        &EventBody::Disconnected {
+            feed: kmm::event::Feed::Kalshi,
+        },
+        6,
+    );
     assert!(risk.is_tripped(KillReason::Manual) && risk.is_tripped(KillReason::Disconnected));
     risk.on_event(&EventBody::BookSnapshotEnd { market: M }, 7);
-    risk.on_event(&EventBody::Connected, 8);
+    risk.on_event(
+        &EventBody::Connected {
+            feed: kmm::event::Feed::Kalshi,
+        },
+        8,
+    );
     assert_eq!(risk.killed(), Some(KillReason::Manual), "disconnect re-armed, manual stays");
     assert!(!risk.is_tripped(KillReason::Disconnected));
     assert!(risk.clear(KillReason::Manual));
@@ -503,6 +551,7 @@ impl Exchange {
             is_taker: false,
             fee: Money(0),
             post_position: Qty(self.position),
+            trade: kmm::event::TradeId::NONE,
         };
         let update = self.update(id);
         if fill_first {

@@ -1,7 +1,7 @@
 //! The pure strategy core: events in, commands out, no clock, no I/O.
 
 use kmm::config::Config;
-use kmm::event::{ClientRef, CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp};
+use kmm::event::{ClientRef, CommandBody, Event, EventBody, MarketIdx, MarketStatus, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp};
 use kmm::risk::KillReason;
 use kmm::strategy::{Commands, Strategy, StrategyConfig};
 use kmm::testkit;
@@ -128,6 +128,7 @@ fn fills_move_position_and_cash_exactly() {
             is_taker: false,
             fee: Money(10_000),
             post_position: Qty(300),
+            trade: kmm::event::TradeId::NONE,
         }),
         NOW,
         &mut out,
@@ -150,7 +151,14 @@ fn a_stale_book_pulls_its_quotes_and_a_fresh_snapshot_restores_them() {
     for (i, (_, _, q, c)) in p.iter().enumerate() {
         ack(&mut s, 0, *c, 10 + i as u128, *q, &mut out);
     }
-    s.on_event(&ev(EventBody::Stale { market: 0 }), NOW, &mut out);
+    s.on_event(
+        &ev(EventBody::Stale {
+            market: 0,
+            feed: kmm::event::Feed::Kalshi,
+        }),
+        NOW,
+        &mut out,
+    );
     let cancels = out.as_slice().iter().filter(|c| matches!(c, CommandBody::Cancel { .. })).count();
     assert_eq!(cancels, 2, "both quotes pulled: {:?}", out.as_slice());
     // A delta while stale changes nothing.
@@ -192,7 +200,13 @@ fn a_disconnect_trips_the_kill_switch_and_reconnect_with_a_snapshot_rearms_it() 
     for (i, (_, _, q, c)) in p.iter().enumerate() {
         ack(&mut s, 0, *c, 20 + i as u128, *q, &mut out);
     }
-    s.on_event(&ev(EventBody::Disconnected), NOW, &mut out);
+    s.on_event(
+        &ev(EventBody::Disconnected {
+            feed: kmm::event::Feed::Kalshi,
+        }),
+        NOW,
+        &mut out,
+    );
     assert_eq!(s.killed(), Some(KillReason::Disconnected));
     let cancels = out.as_slice().iter().filter(|c| matches!(c, CommandBody::Cancel { .. })).count();
     assert_eq!(cancels, 2, "everything cancelled on disconnect: {:?}", out.as_slice());
@@ -213,7 +227,13 @@ fn a_disconnect_trips_the_kill_switch_and_reconnect_with_a_snapshot_rearms_it() 
             &mut out,
         );
     }
-    s.on_event(&ev(EventBody::Connected), NOW, &mut out);
+    s.on_event(
+        &ev(EventBody::Connected {
+            feed: kmm::event::Feed::Kalshi,
+        }),
+        NOW,
+        &mut out,
+    );
     let again = places(&snapshot(&mut s, 0, &mut out));
     assert_eq!(s.killed(), None, "re-armed by Connected + snapshot");
     assert_eq!(again.len(), 2, "quoting resumes");
@@ -242,6 +262,7 @@ fn quotes_shrink_as_the_position_nears_its_limit_counting_orders_in_flight() {
             is_taker: false,
             fee: Money(0),
             post_position: Qty::from_contracts(5),
+            trade: kmm::event::TradeId::NONE,
         }),
         NOW,
         &mut out,
@@ -276,7 +297,8 @@ fn a_closed_market_is_not_quoted_and_the_monitor_mode_places_nothing() {
     s.on_event(
         &ev(EventBody::Lifecycle {
             market: 0,
-            kind: Lifecycle::Closed,
+            status: MarketStatus::Closed,
+            yes: None,
         }),
         NOW,
         &mut out,

@@ -14,7 +14,7 @@ use std::fmt::Write as _;
 
 use kmm::config::Config;
 use kmm::event::{
-    ClientRef, CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, RejectReason, Side, Stamp,
+    ClientRef, CommandBody, Event, EventBody, MarketIdx, MarketStatus, Money, OrderId, OrderStatus, Price, Qty, RejectReason, Side, Stamp,
 };
 use kmm::strategy::{Commands, Strategy, StrategyConfig};
 use kmm::testkit::{self, MiniVenue, Rng, SyntheticFeed};
@@ -191,10 +191,10 @@ fn render_event(body: &EventBody) -> String {
             filled.0
         ),
         EventBody::Position { market, position, .. } => format!("position {market} {}", position.0),
-        EventBody::Lifecycle { market, kind } => {
-            let k = match kind {
-                Lifecycle::Activated => "activated",
-                Lifecycle::Deactivated => "deactivated",
+        EventBody::Lifecycle { market, status, yes: None } => {
+            let k = match status {
+                MarketStatus::Active => "activated",
+                MarketStatus::Inactive => "deactivated",
                 other => panic!("the recording never sends {other:?}"),
             };
             format!("lifecycle {market} {k}")
@@ -217,8 +217,8 @@ fn render_event(body: &EventBody) -> String {
             format!("reject {market} {} {name} {http_status}", client.0)
         }
         EventBody::Stale { market, .. } => format!("stale {market}"),
-        EventBody::Connected => "connected".into(),
-        EventBody::Disconnected => "disconnected".into(),
+        EventBody::Connected { .. } => "connected".into(),
+        EventBody::Disconnected { .. } => "disconnected".into(),
         other => panic!("the recording never sends {other:?}"),
     }
 }
@@ -283,11 +283,12 @@ fn parse_event(line: &str) -> EventBody {
         },
         "lifecycle" => EventBody::Lifecycle {
             market: m(1),
-            kind: match f[2] {
-                "activated" => Lifecycle::Activated,
-                "deactivated" => Lifecycle::Deactivated,
+            status: match f[2] {
+                "activated" => MarketStatus::Active,
+                "deactivated" => MarketStatus::Inactive,
                 k => panic!("bad lifecycle {k}"),
             },
+            yes: None,
         },
         "ack" => EventBody::OrderAck {
             market: m(1),
@@ -444,11 +445,13 @@ fn record(sc: &Scenario) -> String {
                 let market = r.chaos.below(sc.markets as u64) as MarketIdx;
                 r.event(EventBody::Lifecycle {
                     market,
-                    kind: Lifecycle::Deactivated,
+                    status: MarketStatus::Inactive,
+                    yes: None,
                 });
                 r.pending.push(EventBody::Lifecycle {
                     market,
-                    kind: Lifecycle::Activated,
+                    status: MarketStatus::Active,
+                    yes: None,
                 });
             }
             4..=9 => {

@@ -34,8 +34,8 @@ use super::signer::{OrderOp, PresignConfig, PresignStats, Presigner};
 use super::venue::{self, VenueConfig};
 use super::ws::{ReadStatus, WsAuth, WsClient};
 use crate::event::{
-    Channel, ClientRef, Command, CommandBody, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, RejectReason, Side,
-    Stamp, TimeInForce,
+    Channel, ClientRef, Command, CommandBody, Event, EventBody, Feed, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, RejectReason,
+    Side, Stamp, TimeInForce, TradeId,
 };
 use crate::logger::{LogBody, LogProducer};
 use crate::metrics::{tsc, Stage, StageHistograms, TscClock};
@@ -381,7 +381,7 @@ impl Out {
     #[inline]
     fn on_ws_event(&mut self, ev: Event) {
         match ev.body {
-            EventBody::Stale { market } => {
+            EventBody::Stale { market, .. } => {
                 self.counters.stale_markets += 1;
                 if let Some(s) = self.stale_since.get_mut(usize::from(market)) {
                     if s.is_none() {
@@ -676,7 +676,7 @@ impl Io {
             });
             self.out.push(Event {
                 stamp: Stamp::default(),
-                body: EventBody::Disconnected,
+                body: EventBody::Disconnected { feed: Feed::Kalshi },
             });
         }
         for s in self.out.stale_since.iter_mut() {
@@ -788,6 +788,7 @@ impl Io {
                     fee: f.fee,
                     // REST fills carry no running position: the position after the resync.
                     post_position,
+                    trade: TradeId::parse(f.trade_id.as_bytes()).unwrap_or_default(),
                 },
             });
         }
@@ -864,7 +865,7 @@ impl Io {
                             });
                             self.out.push(Event {
                                 stamp: Stamp::default(),
-                                body: EventBody::Connected,
+                                body: EventBody::Connected { feed: Feed::Kalshi },
                             });
                         }
                         Err(_) => {

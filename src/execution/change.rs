@@ -328,7 +328,7 @@ mod tests {
         b.ack(kept, 1, OrderStatus::Resting, 0, 1);
         b.ack(gone, 2, OrderStatus::Resting, 0, 1);
         b.changes.clear();
-        assert_eq!(b.event(EventBody::Disconnected), []);
+        assert_eq!(b.event(crate::testkit::disconnected()), []);
         // The listing after the reconnect has only one of the two.
         b.event(EventBody::OrderUpdate {
             market: 0,
@@ -340,7 +340,7 @@ mod tests {
             remaining: Qty::from_contracts(1),
             filled: Qty(0),
         });
-        assert_eq!(b.event(EventBody::Connected), [ChangeKind::Cancelled]);
+        assert_eq!(b.event(crate::testkit::connected()), [ChangeKind::Cancelled]);
         assert_eq!(b.changes, [(gone, ChangeKind::Cancelled)]);
     }
 }

@@ -5,7 +5,7 @@
 use super::change::{Before, OrderChange};
 use super::order::OrderState;
 use super::Orders;
-use crate::event::{ClientRef, EventBody, MarketIdx, OrderId, OrderStatus, Price, Qty, RejectReason, Side};
+use crate::event::{ClientRef, EventBody, Feed, MarketIdx, OrderId, OrderStatus, Price, Qty, RejectReason, Side};
 
 /// A rate-limited side waits this many reject back-offs (a second with the defaults: the
 /// tier's write bucket refills over a second or two).
@@ -47,11 +47,12 @@ impl Orders {
                 filled,
             } => self.on_update(market, client, order, status, side, price, remaining, filled, now_ms),
             EventBody::Fill { client, order, qty, .. } => self.on_fill(client, order, qty),
-            EventBody::Disconnected => {
+            // Our orders live on Kalshi's session: another feed's drop says nothing about them.
+            EventBody::Disconnected { feed: Feed::Kalshi } => {
                 self.begin_resync();
                 None
             }
-            EventBody::Connected => {
+            EventBody::Connected { feed: Feed::Kalshi } => {
                 self.end_resync_reporting(now_ms, changes);
                 None
             }

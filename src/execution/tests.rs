@@ -274,8 +274,8 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                     &mut |_| {},
                 );
             }
-            Op::Disconnect => orders.on_event(&EventBody::Disconnected, now, &mut |_| {}),
-            Op::Connect => orders.on_event(&EventBody::Connected, now, &mut |_| {}),
+            Op::Disconnect => orders.on_event(&crate::testkit::disconnected(), now, &mut |_| {}),
+            Op::Connect => orders.on_event(&crate::testkit::connected(), now, &mut |_| {}),
             Op::Wait { ms } => now += ms,
             ref other => {
                 let pick = match *other {
@@ -370,6 +370,7 @@ fn run(ops: &[Op], reserve: bool) -> Result<(), TestCaseError> {
                             is_taker: false,
                             fee: crate::event::Money(0),
                             post_position: Qty(0),
+                            trade: crate::event::TradeId::NONE,
                         },
                         now,
                         &mut |_| {},

@@ -4,7 +4,7 @@
 //! lifecycle (open for trading or not, when it closes). Market data it derives from the book
 //! (the mid, when data last arrived) sits beside them.
 
-use crate::event::Price;
+use crate::event::{MarketStatus, Price};
 use crate::ladder::{Fx, MarketLadder, Tick};
 use crate::orderbook::Book;
 use crate::stoikov::{self, IntensityEstimator, QuoteInput, RiskTable, VolEstimator};
@@ -37,11 +37,16 @@ pub(crate) struct StoikovState {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct MarketLife {
     pub close_ts_ms: u64,
-    /// Open for trading: quotes are wanted only then.
-    pub active: bool,
+    pub status: MarketStatus,
 }
 
 impl MarketLife {
+    /// Open for trading: quotes are wanted only then.
+    #[inline]
+    pub fn active(&self) -> bool {
+        self.status == MarketStatus::Active
+    }
+
     /// Seconds until the close, infinite when the close is unknown.
     #[inline]
     pub fn seconds_to_close(&self, now_ms: u64) -> f64 {
@@ -95,12 +100,12 @@ mod tests {
     fn an_unknown_close_is_far_away() {
         let life = MarketLife {
             close_ts_ms: 0,
-            active: true,
+            status: MarketStatus::Active,
         };
         assert_eq!(life.seconds_to_close(1_000), f64::INFINITY);
         let life = MarketLife {
             close_ts_ms: 10_000,
-            active: true,
+            status: MarketStatus::Active,
         };
         assert_eq!(life.seconds_to_close(4_000), 6.0);
         assert_eq!(life.seconds_to_close(20_000), 0.0);

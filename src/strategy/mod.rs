@@ -24,6 +24,7 @@ mod commands;
 mod market;
 mod plan;
 mod portfolio;
+mod tape;
 
 pub use commands::{Commands, MAX_COMMANDS};
 pub use market::{MarketSetup, OracleReading};
@@ -31,7 +32,8 @@ pub use plan::{Intent, Take};
 pub use portfolio::MarketAccount;
 
 use crate::config::{Config, Modules};
-use crate::event::{ClientRef, CommandBody, Event, EventBody, Lifecycle, MarketIdx, Money, Price, Qty};
+use crate::event::MarketStatus;
+use crate::event::{ClientRef, CommandBody, Event, EventBody, Feed, MarketIdx, Money, Price, Qty};
 use crate::execution::{ChangeCounts, ClientIds, ExecParams, Exposure, Orders, Refusal};
 use crate::ladder::MarketLadder;
 use crate::logger::LogBody;
@@ -40,6 +42,7 @@ use crate::risk::{KillReason, Risk, RiskLimits};
 use crate::stoikov::{self, IntensityEstimator, RiskTable, StoikovParams, VolEstimator};
 use market::{logit_mid, top, MarketLife, MarketState, StoikovState};
 use plan::{plan, Memo};
+use tape::OwnTrades;
 
 /// The strategy's share of the configuration.
 #[derive(Clone, Debug)]
@@ -87,6 +90,8 @@ pub struct StrategyStats {
     pub oracle_ticks: u64,
     /// What order events did to our orders (rested, requeued, decreased, filled, ended).
     pub order_changes: ChangeCounts,
+    /// Public trades recognised as our own fills (by trade id, whichever channel came first).
+    pub own_trades: u64,
 }
 
 pub struct Strategy {
@@ -101,6 +106,7 @@ pub struct Strategy {
     kill_handled: bool,
     /// Markets rehearsed so far, to take each in turn.
     rehearsals: usize,
+    own_trades: OwnTrades,
 }
 
 impl Strategy {
@@ -122,9 +128,10 @@ impl Strategy {
                     quoted_from: None,
                 },
                 account: MarketAccount::default(),
+                // Quoted markets are open when chosen; the first lifecycle event says otherwise.
                 life: MarketLife {
                     close_ts_ms: s.close_ts_ms,
-                    active: true,
+                    status: MarketStatus::Active,
                 },
                 mid: None,
                 last_data_ms: 0,
@@ -143,6 +150,7 @@ impl Strategy {
             stats: StrategyStats::default(),
             kill_handled: false,
             rehearsals: 0,
+            own_trades: OwnTrades::default(),
             cfg,
         }
     }
@@ -210,7 +218,7 @@ impl Strategy {
             | EventBody::BookLevel { market, .. }
             | EventBody::BookSnapshotEnd { market }
             | EventBody::BookDelta { market, .. }
-            | EventBody::Stale { market } => {
+            | EventBody::Stale { market, .. } => {
                 if usize::from(market) >= self.markets.len() {
                     return;
                 }
@@ -239,7 +247,10 @@ impl Strategy {
                     Some(Apply::Building) | Some(Apply::Dropped) | None => {}
                 }
             }
-            EventBody::Trade { market, yes_price, .. } => {
+            EventBody::Trade {
+                market, yes_price, trade, ..
+            } => {
+                self.stats.own_trades += u64::from(self.own_trades.on_trade(trade));
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
                     m.last_data_ms = now_ms;
                     if let (true, Some(mid)) = (self.cfg.modules.k_estimator, m.mid) {
@@ -254,8 +265,10 @@ impl Strategy {
                 yes_price,
                 qty,
                 fee,
+                trade,
                 ..
             } => {
+                self.stats.own_trades += u64::from(self.own_trades.on_fill(trade));
                 let changes = &mut self.stats.order_changes;
                 self.orders.on_event(body, now_ms, &mut |c| changes.count(c.kind));
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
@@ -275,16 +288,11 @@ impl Strategy {
                     m.account.exchange_position = Some(position);
                 }
             }
-            EventBody::Lifecycle { market, kind } => {
+            EventBody::Lifecycle { market, status, yes } => {
                 if let Some(m) = self.markets.get_mut(usize::from(market)) {
-                    match kind {
-                        Lifecycle::Activated => m.life.active = true,
-                        Lifecycle::Deactivated | Lifecycle::Closed => m.life.active = false,
-                        Lifecycle::Determined { yes } => {
-                            m.life.active = false;
-                            m.account.settled_yes = Some(yes);
-                        }
-                        Lifecycle::Settled => m.life.active = false,
+                    m.life.status = status;
+                    if let Some(yes) = yes {
+                        m.account.settled_yes = Some(yes);
                     }
                     self.decide(market, now_ms, out);
                 }
@@ -305,7 +313,7 @@ impl Strategy {
                     });
                 }
             }
-            EventBody::Disconnected => {
+            EventBody::Disconnected { feed: Feed::Kalshi } => {
                 // The io thread is about to list our resting orders again; orders it does not
                 // report by `Connected` are gone.
                 let changes = &mut self.stats.order_changes;
@@ -318,10 +326,13 @@ impl Strategy {
                     }
                 }
             }
-            EventBody::Connected => {
+            EventBody::Connected { feed: Feed::Kalshi } => {
                 let changes = &mut self.stats.order_changes;
                 self.orders.on_event(body, now_ms, &mut |c| changes.count(c.kind));
             }
+            // The oracle's readings carry their own times; what a silent oracle means is
+            // alpha's to decide, and it touches neither the books nor our orders.
+            EventBody::Connected { feed: Feed::Oracle } | EventBody::Disconnected { feed: Feed::Oracle } => {}
         }
         if self.risk.killed().is_some() {
             if !was_killed {
@@ -472,7 +483,7 @@ impl Strategy {
         let book = &self.books[market];
         let m = &self.markets[i];
         // An unset table is filled by the first real decision, at that decision's time.
-        if m.model.table.is_unset() || !m.life.active || !book.is_live() {
+        if m.model.table.is_unset() || !m.life.active() || !book.is_live() {
             return 0;
         }
         let Some(fair) = m.mid else { return 0 };

@@ -58,7 +58,7 @@ pub(crate) fn plan(cfg: &StrategyConfig, risk: &Risk, book: &Book, m: &MarketSta
         intent: Intent::default(),
         fresh_quote: None,
     };
-    if !(cfg.modules.stoikov && m.life.active && book.is_live()) {
+    if !(cfg.modules.stoikov && m.life.active() && book.is_live()) {
         return out;
     }
     let Some(fair) = m.mid else { return out };

@@ -13,7 +13,7 @@ use crate::connector::kalshi::interner::Interner;
 use crate::connector::kalshi::numbers::rfc3339_ms;
 use crate::connector::kalshi::rest::reply_fields::text;
 use crate::connector::pacing::Budget;
-use crate::event::{ClientRef, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp};
+use crate::event::{ClientRef, Event, EventBody, MarketIdx, Money, OrderId, OrderStatus, Price, Qty, Side, Stamp, TradeId};
 use crate::ladder::{FeeRates, MarketLadder, RangeText};
 use anyhow::{anyhow, bail, Context};
 use kalshi_proto::ladder::LevelStructure;
@@ -595,6 +595,7 @@ pub fn parse_fills(body: &[u8], interner: &Interner, stamp: Stamp, sink: &mut im
                     is_taker: f.is_taker.unwrap_or(false),
                     fee: money_of(f.fee_cost, None, "fee_cost")?,
                     post_position: qty_of(f.post_position_fp, f.post_position, "post_position")?.unwrap_or(Qty(0)),
+                    trade: TradeId::from_u128(trade),
                 },
             };
             Ok((FillKey { trade, order }, ev))

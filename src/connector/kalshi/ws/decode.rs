@@ -32,7 +32,9 @@ use crate::connector::kalshi::interner::{Interner, MarketSet};
 use crate::connector::kalshi::numbers::{flag, json_error, money, opt_price, price, price_either, qty, secs_to_ms, small_int, ts};
 use crate::connector::kalshi::ws::fast::{fast_delta, fast_envelope};
 use crate::connector::kalshi::ws::messages::{parse_envelope, present_bit, Body, Envelope, Kind, Level, MsgSeed, OkMsg, TickerListVisitor};
-use crate::event::{Channel, ClientRef, Event, EventBody, Lifecycle, MarketIdx, Money, OrderId, OrderStatus, Price, Side, Stamp};
+use crate::event::{
+    Channel, ClientRef, Event, EventBody, Feed, MarketIdx, MarketStatus, Money, OrderId, OrderStatus, Price, Side, Stamp, TradeId,
+};
 use serde::de::{DeserializeSeed, Deserializer};
 use serde_json::value::RawValue;
 
@@ -388,7 +390,10 @@ impl Decoder {
             s.markets.for_each(|market| {
                 sink(Event {
                     stamp,
-                    body: EventBody::Stale { market },
+                    body: EventBody::Stale {
+                        market,
+                        feed: Feed::Kalshi,
+                    },
                 })
             });
         }
@@ -563,6 +568,7 @@ impl Decoder {
                     (None, None) => return Err(DecodeError::MissingField),
                 };
                 stamp.exchange_ts_ms = ts(m.ts_ms, m.ts)?;
+                let trade = trade_id(m.trade_id);
                 sink(Event {
                     stamp,
                     body: EventBody::Trade {
@@ -570,6 +576,7 @@ impl Decoder {
                         yes_price,
                         qty: q,
                         taker,
+                        trade,
                     },
                 });
                 Ok(())
@@ -609,6 +616,7 @@ impl Decoder {
                     None => false,
                 };
                 self.last_fill_trade = m.trade_id.and_then(OrderId::parse).map(|t| t.0);
+                let trade = trade_id(m.trade_id);
                 sink(Event {
                     stamp,
                     body: EventBody::Fill {
@@ -621,6 +629,7 @@ impl Decoder {
                         is_taker,
                         fee,
                         post_position,
+                        trade,
                     },
                 });
                 Ok(())
@@ -689,22 +698,23 @@ impl Decoder {
                         Err(DecodeError::MissingField)
                     };
                 };
-                let kind = match m.event_type.ok_or(DecodeError::MissingField)? {
-                    b"activated" => Lifecycle::Activated,
-                    b"deactivated" => Lifecycle::Deactivated,
+                let (status, yes) = match m.event_type.ok_or(DecodeError::MissingField)? {
+                    b"activated" => (MarketStatus::Active, None),
+                    b"deactivated" => (MarketStatus::Inactive, None),
                     // The local exchange closes a market with this event; on Kalshi it also
                     // announces an early close. The time is in the stamp: a close in the
                     // future is a schedule change, not a close.
-                    b"close_date_updated" => Lifecycle::Closed,
-                    b"determined" => Lifecycle::Determined {
-                        yes: match (m.result, m.settlement_value) {
+                    b"close_date_updated" => (MarketStatus::Closed, None),
+                    b"determined" => (
+                        MarketStatus::Determined,
+                        Some(match (m.result, m.settlement_value) {
                             (Some(b"yes"), _) => true,
                             (Some(b"no"), _) => false,
                             (_, Some(v)) => price(v, 4)? == Price(10_000),
                             _ => return Err(DecodeError::BadEnum),
-                        },
-                    },
-                    b"settled" => Lifecycle::Settled,
+                        }),
+                    ),
+                    b"settled" => (MarketStatus::Settled, None),
                     b"created" | b"price_level_structure_updated" | b"metadata_updated" => return Ok(()),
                     _ => return Err(DecodeError::UnknownType),
                 };
@@ -715,7 +725,7 @@ impl Decoder {
                 };
                 sink(Event {
                     stamp,
-                    body: EventBody::Lifecycle { market, kind },
+                    body: EventBody::Lifecycle { market, status, yes },
                 });
                 Ok(())
             }
@@ -827,4 +837,10 @@ fn direction(book: Option<&[u8]>, outcome: Option<&[u8]>, contract: Option<&[u8]
         _ => return Err(DecodeError::BadEnum),
     };
     Ok(if yes == buy { Side::Bid } else { Side::Ask })
+}
+/// A trade id when the message has a UUID one, else `NONE`: only own-fill recognition needs
+/// it, and a fill must never be refused (and lost) for an id it cannot use.
+#[inline]
+fn trade_id(text: Option<&[u8]>) -> TradeId {
+    text.and_then(TradeId::parse).unwrap_or_default()
 }

@@ -113,6 +113,7 @@ flat_msg!(DeltaMsg {
 });
 
 flat_msg!(TradeMsg {
+    Str trade_id,
     Str market_ticker,
     Scalar yes_price_dollars,
     Scalar yes_price,
