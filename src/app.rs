@@ -46,6 +46,18 @@ pub struct MarketSummary {
     pub mid: Option<String>,
 }
 
+/// The second feed's session: how much it delivered and how often it dropped.
+#[derive(Serialize, Debug, Clone)]
+pub struct OracleSummary {
+    pub url: String,
+    /// Readings the strategy took (one per market per publication).
+    pub readings: u64,
+    pub connects: u64,
+    pub disconnects: u64,
+    /// The newest reading: its market, probability and publish time (Unix ms).
+    pub last: Option<(String, String, u64)>,
+}
+
 #[derive(Serialize, Debug, Clone)]
 pub struct StageSummary {
     pub stage: &'static str,
@@ -79,6 +91,8 @@ pub struct RunSummary {
     pub positions_match: bool,
     pub open_orders_at_exchange: usize,
     pub kill_switch: Option<String>,
+    /// The oracle feed, when one was read.
+    pub oracle: Option<OracleSummary>,
     pub latency: Vec<StageSummary>,
     pub io: IoCounters,
     pub presign_misses: u64,
@@ -213,6 +227,12 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
 
     let mut io_setup = IoSetup::new(venue.clone(), tickers.clone(), plan.mode);
     io_setup.rest_pool = cfg.rest_connections;
+    let oracle_url = if cfg.oracle {
+        cfg.oracle_url.clone().or_else(|| venue.oracle_ws_url.clone())
+    } else {
+        None
+    };
+    io_setup.oracle_url = oracle_url.clone();
     io_setup.presign.worker_cores = plan.other_cores.clone();
     io_setup.histograms_out = Some((hist_tx, spare_rx));
     let io_core = plan.io_core;
@@ -356,6 +376,20 @@ pub fn run(cfg: Config) -> anyhow::Result<RunSummary> {
         positions_match: all_match,
         open_orders_at_exchange: open_at_exchange,
         kill_switch: strategy.killed().map(|k| format!("{k:?}")),
+        oracle: oracle_url.map(|url| {
+            let feed = io_report.oracle.unwrap_or_default();
+            let last = (0..tickers.len())
+                .filter_map(|i| strategy.oracle(i as MarketIdx).map(|r| (i, r)))
+                .max_by_key(|(_, r)| r.received_ms)
+                .map(|(i, r)| (tickers[i].clone(), r.probability.dollars(), r.publish_ms));
+            OracleSummary {
+                url,
+                readings: stats.oracle_ticks,
+                connects: feed.connects,
+                disconnects: feed.disconnects,
+                last,
+            }
+        }),
         latency: Stage::ALL
             .iter()
             .map(|&s| {
@@ -509,6 +543,17 @@ pub fn print_summary(s: &RunSummary, out: &mut impl Write) -> std::io::Result<()
     )?;
     if let Some(k) = &s.kill_switch {
         writeln!(out, "kill switch {k}")?;
+    }
+    if let Some(o) = &s.oracle {
+        let last = o
+            .last
+            .as_ref()
+            .map_or("none".to_string(), |(t, p, ms)| format!("{t} at {p} (published {ms})"));
+        writeln!(
+            out,
+            "oracle     {} readings, {} connection(s), {} drop(s); last {last} | {}",
+            o.readings, o.connects, o.disconnects, o.url
+        )?;
     }
     writeln!(
         out,

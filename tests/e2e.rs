@@ -99,14 +99,35 @@ kind = "drop_ws"
     assert_eq!(json["positions_match"], true);
 }
 
+/// Quoting off (the monitor) with the oracle feed dropped mid-run: nothing is placed, market
+/// data and the oracle's readings still flow, and the oracle's drop and redial never touch the
+/// Kalshi session (no reconnect, no kill).
 #[test]
-fn monitor_mode_places_nothing() {
+fn monitor_mode_places_nothing_and_the_oracle_survives_its_own_drop() {
     let dir = temp_dir("monitor");
-    let mut cfg = config(&dir, scenario(&dir, ""), 6);
+    let faults = r#"
+[[faults]]
+at_ms = 2500
+kind = "drop_oracle"
+"#;
+    let mut cfg = config(&dir, scenario(&dir, faults), 7);
     cfg.modules.stoikov = false;
     let summary = kmm::app::run(cfg).expect("session runs");
     assert_eq!(summary.commands, 0, "--no-stoikov must place nothing");
     assert_eq!(summary.fills, 0);
     assert!(summary.events > 0, "market data still flows");
     assert_eq!(summary.open_orders_at_exchange, 0);
+    let oracle = summary.oracle.as_ref().expect("the embedded exchange's oracle is read by default");
+    assert!(oracle.readings >= 6, "readings on both sides of the drop: {oracle:?}");
+    assert_eq!((oracle.connects, oracle.disconnects), (2, 1), "{oracle:?}");
+    assert!(oracle.last.is_some());
+    assert_eq!(summary.io.reconnects, 0, "the oracle's drop is not Kalshi's: {:#?}", summary.io);
+    assert_ne!(summary.kill_switch.as_deref(), Some("Disconnected"));
+
+    let dir = temp_dir("no-oracle");
+    let mut cfg = config(&dir, scenario(&dir, ""), 3);
+    cfg.modules.stoikov = false;
+    cfg.oracle = false;
+    let summary = kmm::app::run(cfg).expect("session runs");
+    assert!(summary.oracle.is_none(), "--no-oracle reads none");
 }

@@ -29,6 +29,7 @@ use super::kalshi::rest::request::{RestRequest, MAX_BATCH};
 use super::kalshi::ws::commands::{encode_get_snapshot, encode_subscribe};
 use super::kalshi::ws::decode::Decoder;
 use super::net::{tls_config, Endpoint};
+use super::oracle_feed::{FeedNews, OracleFeed, OracleStats, OracleTiming};
 use super::pacing::{Pacer, PacerConfig, PacerStats, RequestKind};
 use super::signer::{OrderOp, PresignConfig, PresignStats, Presigner};
 use super::venue::{self, VenueConfig};
@@ -80,6 +81,10 @@ pub struct IoSetup {
         crossbeam::channel::Receiver<StageHistograms>,
     )>,
     pub histograms_every: Duration,
+    /// The oracle feed's WebSocket URL: a second session beside Kalshi's, with its own
+    /// connectivity (`None`: no oracle).
+    pub oracle_url: Option<String>,
+    pub oracle_timing: OracleTiming,
 }
 
 impl IoSetup {
@@ -99,6 +104,8 @@ impl IoSetup {
             snapshot_timeout: Duration::from_secs(5),
             histograms_out: None,
             histograms_every: Duration::from_secs(1),
+            oracle_url: None,
+            oracle_timing: OracleTiming::default(),
         }
     }
 }
@@ -175,6 +182,8 @@ pub struct IoReport {
     pub canceled_at_shutdown: usize,
     /// Resting orders the exchange reported after shutdown (must be 0).
     pub resting_after_shutdown: usize,
+    /// The oracle feed's counters, when one was configured.
+    pub oracle: Option<OracleStats>,
 }
 
 impl fmt::Debug for IoReport {
@@ -187,6 +196,7 @@ impl fmt::Debug for IoReport {
             .field("http", &self.http)
             .field("canceled_at_shutdown", &self.canceled_at_shutdown)
             .field("resting_after_shutdown", &self.resting_after_shutdown)
+            .field("oracle", &self.oracle)
             .finish_non_exhaustive()
     }
 }
@@ -214,6 +224,8 @@ pub mod note {
 }
 
 const WS_TOKEN: Token = Token(0);
+/// Far from the REST pool's tokens, which count up from [`HTTP_FIRST_TOKEN`].
+const ORACLE_TOKEN: Token = Token(usize::MAX - 1);
 const HTTP_FIRST_TOKEN: usize = 1;
 /// Frames read per pass before commands get a turn.
 const FRAME_BUDGET: usize = 256;
@@ -526,6 +538,8 @@ struct Io {
     /// signature stalls this thread, and every frame and order behind it, for milliseconds.
     awaiting: Vec<Awaiting>,
     shutting_down: bool,
+    /// The second feed: its own session, its own connectivity.
+    oracle: Option<OracleFeed>,
 }
 
 /// The wire of `market`'s `side` in [`Io`]'s per-market wire tables.
@@ -571,6 +585,19 @@ impl Io {
             kind: ReqKind::Create,
             n: 0,
             items: [Item::default(); MAX_BATCH],
+        };
+        // A local venue's CA covers its oracle too (one server); any other oracle is checked
+        // against the web PKI, like Kalshi.
+        let oracle = match &setup.oracle_url {
+            Some(url) => {
+                let oracle_tls = if url.starts_with("wss://") {
+                    Some(tls_config(venue.ca_pem.as_deref())?)
+                } else {
+                    None
+                };
+                Some(OracleFeed::new(url, oracle_tls, ORACLE_TOKEN, setup.oracle_timing).with_context(|| format!("the oracle URL {url}"))?)
+            }
+            None => None,
         };
         Ok(Io {
             setup_stp: setup.stp,
@@ -624,6 +651,7 @@ impl Io {
             cancels: Vec::with_capacity(MAX_BATCH),
             awaiting: Vec::with_capacity(AWAITING_CAPACITY),
             shutting_down: false,
+            oracle,
         })
     }
 
@@ -1441,6 +1469,9 @@ impl Io {
             ws.close();
         }
         self.pool.close(self.poll.registry());
+        if let Some(o) = self.oracle.as_mut() {
+            o.close(self.poll.registry());
+        }
         (canceled, left)
     }
 
@@ -1461,10 +1492,51 @@ impl Io {
         for e in events.iter() {
             if e.token() == WS_TOKEN {
                 self.ws_readable = true;
+            } else if e.token() == ORACLE_TOKEN {
+                if let Some(o) = self.oracle.as_mut() {
+                    o.on_readable();
+                }
             } else {
                 self.pool.on_readable(e.token());
             }
         }
+    }
+
+    /// One pass of the oracle session: its connectivity news and ticks go on the events ring
+    /// in arrival order with Kalshi's, each naming its feed.
+    fn poll_oracle(&mut self, now: Instant) -> bool {
+        let Some(feed) = self.oracle.as_mut() else { return false };
+        let interner = self.decoder.interner();
+        let out = &mut self.out;
+        let mut news_seen = false;
+        feed.poll(
+            now,
+            self.poll.registry(),
+            |ticker| interner.get(ticker),
+            |news| {
+                news_seen = true;
+                let (exchange_ts_ms, body) = match news {
+                    FeedNews::Up => (0, EventBody::Connected { feed: Feed::Oracle }),
+                    FeedNews::Down => (0, EventBody::Disconnected { feed: Feed::Oracle }),
+                    FeedNews::Tick(t) => (
+                        t.publish_ms,
+                        EventBody::Oracle {
+                            market: t.market,
+                            probability: t.probability,
+                            publish_ms: t.publish_ms,
+                        },
+                    ),
+                };
+                out.push(Event {
+                    stamp: Stamp {
+                        exchange_ts_ms,
+                        ..Stamp::default()
+                    },
+                    body,
+                });
+            },
+        );
+        news_seen
     }
 
     /// Liveness and snapshot timeouts, presign upkeep: a few times a second.
@@ -1628,6 +1700,8 @@ pub fn run(
         // Connection upkeep and control are slow-path: not every pass.
         if passes % 64 == 0 || !worked {
             worked |= io.drive_ws(now);
+            // The oracle is read on the slow path: its ticks never delay Kalshi's frames.
+            worked |= io.poll_oracle(now);
             if now.duration_since(last_housekeeping) >= Duration::from_millis(100) {
                 last_housekeeping = now;
                 io.housekeeping(now);
@@ -1701,5 +1775,6 @@ pub fn run(
         http: io.pool.stats(),
         canceled_at_shutdown: canceled,
         resting_after_shutdown: left,
+        oracle: io.oracle.as_ref().map(OracleFeed::stats),
     })
 }

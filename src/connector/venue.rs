@@ -52,6 +52,8 @@ pub struct VenueConfig {
     pub key_pem: SecretPem,
     /// The account's rate-limit tier (for pacing).
     pub tier: Tier,
+    /// The oracle feed a local exchange publishes beside it (its info file names it).
+    pub oracle_ws_url: Option<String>,
 }
 
 impl VenueConfig {
@@ -59,6 +61,7 @@ impl VenueConfig {
     /// bad key file fails at start-up with its reason rather than at the first order.
     pub fn new(rest_url: String, ws_url: String, ca_pem: Option<String>, key_id: String, key_pem: String) -> anyhow::Result<VenueConfig> {
         let venue = VenueConfig {
+            oracle_ws_url: None,
             rest_url,
             ws_url,
             ca_pem,
@@ -109,6 +112,7 @@ impl VenueConfig {
         Ok(VenueConfig {
             rest_url: field("rest_url")?,
             ws_url: field("ws_url")?,
+            oracle_ws_url: info.get("oracle_ws_url").and_then(Value::as_str).map(str::to_string),
             ca_pem,
             key_id,
             key_pem: SecretPem(key_pem),
@@ -449,6 +453,7 @@ mod tests {
     #[test]
     fn secrets_stay_out_of_debug() {
         let v = VenueConfig {
+            oracle_ws_url: None,
             rest_url: "https://x/trade-api/v2".into(),
             ws_url: "wss://x/trade-api/ws/v2".into(),
             ca_pem: None,
