@@ -3,14 +3,16 @@
 
 #[derive(Clone, Debug)]
 pub struct PresignConfig {
-    /// Signatures kept ready per fixed path, indexed like [`FixedPath::ALL`](super::FixedPath::ALL). Creates and batch
-    /// cancels come in bursts, so they get the deepest stock.
+    /// Signatures kept ready per fixed path, indexed like
+    /// [`FixedPath::ALL`](super::FixedPath::ALL). Creates and batch cancels come in bursts, so
+    /// they get the deepest stock.
     pub stock: [usize; 4],
     /// Never hand out a signature older than this (the exchange's window is +-30 s; the rest
     /// is margin for clock skew and the request's time in flight).
     pub max_age_ms: u64,
-    /// Stock older than this is retired by [`Presigner::maintain`](super::Presigner::maintain) and per-order signatures are
-    /// re-made by the worker, so stock in use is always well inside `max_age_ms`.
+    /// Stock older than this is retired by [`Presigner::maintain`](super::Presigner::maintain)
+    /// and per-order signatures are re-made by the worker, so stock in use is always well
+    /// inside `max_age_ms`.
     pub refresh_age_ms: u64,
     /// The worker's sleep between rounds when nobody wakes it.
     pub poll_ms: u64,

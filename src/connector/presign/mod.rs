@@ -25,10 +25,10 @@
 //! Secrets: the private key stays inside [`kalshi_proto::auth::Signer`]; signatures are
 //! short-lived bearer credentials, so `Debug` output shows their timestamps and lengths only.
 //!
-//! Files: [`stock`] is the io side (what the io thread takes), [`worker`] the signer thread,
-//! [`shared`] what the two halves pass and share, [`paths`] which request paths are signed
-//! ahead, [`clock`] the timestamp source and [`config`] the knobs. The signed head lines
-//! themselves are the protocol's: [`crate::connector::kalshi::rest::head`].
+//! Files: `stock` is the io side (what the io thread takes), `worker` the signer thread,
+//! `shared` what the two halves pass and share, `paths` which request paths are signed ahead,
+//! `clock` the timestamp source and `config` the knobs. The signed head lines themselves are
+//! the protocol's, in [`crate::connector::kalshi::rest::head`], which needs nothing from here.
 
 mod clock;
 mod config;

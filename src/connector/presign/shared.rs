@@ -56,8 +56,9 @@ impl Shared {
     }
 }
 
-/// outside a [`Presigner`] must not sign the same path twice in one millisecond with an
-/// Ed25519 key (see `Shared::last_ts`).
+/// One signature for `method` + `path` stamped `ts_ms`, made on the calling thread. Callers
+/// outside a [`Presigner`](super::Presigner) must not sign the same path twice in one
+/// millisecond with an Ed25519 key (see `Shared::last_ts`).
 pub fn sign(signer: &Signer, method: Method, path: &[u8], ts_ms: u64) -> SignedHeaders {
     let method = match method {
         Method::Get => "GET",

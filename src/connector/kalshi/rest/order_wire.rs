@@ -40,7 +40,7 @@ pub enum WireKind {
 /// moves; the order id, the client id and a price below $1 ("0.dddd") have fixed widths.
 ///
 /// The bytes are those of [`encode_create`](super::encode::encode_create) or [`encode_amend`](super::encode::encode_amend) framed by
-/// [`write_http_request`](super::head::write_http_request), with the body's keys in another order (a property test holds
+/// `head::write_http_request`, with the body's keys in another order (a property test holds
 /// them to it). An amend ignores the spec's time in force, post-only flag and self-trade
 /// prevention: they are the order's own.
 #[derive(Clone, Debug)]
@@ -101,7 +101,7 @@ impl OrderWire {
     }
 
     /// Writes the create for `order` into `out` (cleared first), signed by `auth` (a
-    /// [`SignedHeaders::auth_lines`](super::head::SignedHeaders::auth_lines): the timestamp, CRLF, and the signature line but its CRLF).
+    /// `SignedHeaders::auth_lines`: the timestamp, CRLF, and the signature line but its CRLF).
     #[inline]
     pub fn write(&mut self, out: &mut Vec<u8>, order: &OrderSpec<'_>, auth: &[u8]) {
         debug_assert_eq!(self.kind, WireKind::Create);
