@@ -11,9 +11,10 @@
 use criterion::{criterion_group, criterion_main, Criterion};
 use kalshi_proto::auth::{generate_account_key, KeyKind, Signer};
 use kmm::connector::kalshi::rest::encode::{encode_amend, encode_create, SelfTradePrevention};
+use kmm::connector::kalshi::rest::head::write_http_request;
 use kmm::connector::kalshi::rest::order_wire::{OrderSpec, OrderWire};
 use kmm::connector::kalshi::rest::request::{Method, RestRequest, ORDERS_PATH};
-use kmm::connector::signer::{sign, write_http_request, FixedPath, PresignConfig, Presigner, WallClock};
+use kmm::connector::presign::{sign, FixedPath, PresignConfig, Presigner, WallClock};
 use kmm::event::{ClientRef, OrderId, Price, Qty, Side, TimeInForce};
 use std::hint::black_box;
 use std::sync::OnceLock;

@@ -1707,7 +1707,7 @@ fn wire_spec_strategy() -> impl Strategy<Value = WireCase> {
 }
 
 /// The order and the auth headers of the `k`th generated case.
-fn wire_case<'a>(case: WireCase, tickers: &[&'a [u8]; 4], k: usize) -> (OrderSpec<'a>, kmm::connector::signer::SignedHeaders) {
+fn wire_case<'a>(case: WireCase, tickers: &[&'a [u8]; 4], k: usize) -> (OrderSpec<'a>, kmm::connector::kalshi::rest::head::SignedHeaders) {
     let (t, bid, tif, post_only, maker, client, price, qty, rsa) = case;
     let spec = OrderSpec {
         ticker: tickers[t],
@@ -1728,7 +1728,7 @@ fn wire_case<'a>(case: WireCase, tickers: &[&'a [u8]; 4], k: usize) -> (OrderSpe
         },
     };
     let sig = if rsa { vec![b'B'; 344] } else { vec![b'A'; 88] };
-    let auth = kmm::connector::signer::SignedHeaders::new(1_700_000_000_000 + k as u64, &sig).unwrap();
+    let auth = kmm::connector::kalshi::rest::head::SignedHeaders::new(1_700_000_000_000 + k as u64, &sig).unwrap();
     (spec, auth)
 }
 
@@ -1740,7 +1740,7 @@ proptest! {
     /// same head to the byte, and a body with the same JSON value.
     #[test]
     fn create_wires_write_what_the_generic_path_writes(orders in proptest::collection::vec(wire_spec_strategy(), 1..40)) {
-        use kmm::connector::signer::write_http_request;
+        use kmm::connector::kalshi::rest::head::write_http_request;
         const HOST: &[u8] = b"demo-api.kalshi.co";
         const KEY: &[u8] = b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1";
         // A plain ticker, one needing escapes, a long one whose body needs four length digits.
@@ -1765,7 +1765,7 @@ proptest! {
     fn amend_wires_write_what_the_generic_path_writes(
         orders in proptest::collection::vec((wire_spec_strategy(), any::<u128>()), 1..40)
     ) {
-        use kmm::connector::signer::write_http_request;
+        use kmm::connector::kalshi::rest::head::write_http_request;
         const HOST: &[u8] = b"api.elections.kalshi.com";
         const KEY: &[u8] = b"a952bcbe-ec3b-4b5b-b8f9-11a1e9e3e5a1";
         let long: Vec<u8> = std::iter::repeat_n(b'x', 128).collect();

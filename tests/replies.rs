@@ -2,7 +2,7 @@
 //! reply kind (V2 create, cancel, amend, decrease, batched create and cancel, cancel-all),
 //! error bodies (including a real 429), and the bootstrap reads (markets, orders, positions,
 //! fills, account limits). Requests are built by the codec's encoders, signed by the
-//! presigner's stock and framed by `signer::write_http_request`, so this is also the
+//! presigner's stock and framed by `head::write_http_request`, so this is also the
 //! end-to-end check that presigned headers are accepted by an exchange.
 //!
 //! Also: malformed bodies never panic and still answer every item once (proptest), and the
@@ -17,6 +17,7 @@ use kmm::connector::kalshi::rest::encode::encode_amend;
 use kmm::connector::kalshi::rest::encode::{
     encode_batch_cancel, encode_batch_create, encode_cancel, encode_cancel_all, encode_create, encode_decrease, SelfTradePrevention,
 };
+use kmm::connector::kalshi::rest::head::write_http_request;
 use kmm::connector::kalshi::rest::models::{
     parse_account_limits, parse_fills, parse_market, parse_markets, parse_orders, parse_positions, FillKey, MarketState,
 };
@@ -25,7 +26,7 @@ use kmm::connector::kalshi::rest::replies::{parse_order_reply, ItemCtx, ReplyKin
 use kmm::connector::kalshi::rest::request::{Method, RestRequest};
 use kmm::connector::kalshi::ws::decode::Decoder;
 use kmm::connector::pacing::Budget;
-use kmm::connector::signer::{write_http_request, FixedPath, OrderOp, PresignConfig, Presigner};
+use kmm::connector::presign::{FixedPath, OrderOp, PresignConfig, Presigner};
 use kmm::event::{Channel, ClientRef, Event, EventBody, OrderId, OrderStatus, Price, Qty, RejectReason, Side, Stamp, TimeInForce};
 use kmm::ladder::FeeRates;
 use local_exchange::book::AccountId;

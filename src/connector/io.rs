@@ -31,7 +31,7 @@ use super::kalshi::ws::decode::Decoder;
 use super::net::{tls_config, Endpoint};
 use super::oracle_feed::{FeedNews, OracleFeed, OracleStats, OracleTiming};
 use super::pacing::{Pacer, PacerConfig, PacerStats, RequestKind};
-use super::signer::{OrderOp, PresignConfig, PresignStats, Presigner};
+use super::presign::{OrderOp, PresignConfig, PresignStats, Presigner};
 use super::venue::{self, VenueConfig};
 use super::ws::{ReadStatus, WsAuth, WsClient};
 use crate::event::{
@@ -161,7 +161,7 @@ pub struct IoCounters {
 
 impl IoCounters {
     /// One request written from a prepared signature or signed inline.
-    fn count_stamp(&mut self, stamped: super::signer::Stamped) {
+    fn count_stamp(&mut self, stamped: super::presign::Stamped) {
         if stamped.from_stock {
             self.presign_hits += 1;
         } else {

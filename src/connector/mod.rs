@@ -11,7 +11,7 @@ pub mod net;
 pub mod oracle_feed;
 pub mod oracle_wire;
 pub mod pacing;
-pub mod signer;
+pub mod presign;
 pub mod venue;
 pub mod warm;
 pub mod ws;

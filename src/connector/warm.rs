@@ -10,9 +10,9 @@
 
 use crate::connector::kalshi::interner::Interner;
 use crate::connector::kalshi::rest::encode::SelfTradePrevention;
+use crate::connector::kalshi::rest::head::SignedHeaders;
 use crate::connector::kalshi::rest::order_wire::{OrderSpec, OrderWire};
 use crate::connector::kalshi::ws::decode::Decoder;
-use crate::connector::signer::SignedHeaders;
 use crate::event::{Channel, ClientRef, OrderId, Price, Qty, Side, Stamp, TimeInForce};
 use rustls::{ClientConnection, ServerConnection};
 use std::hint::black_box;

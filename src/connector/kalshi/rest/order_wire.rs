@@ -5,6 +5,7 @@
 
 use crate::connector::kalshi::interner::{same_bytes, Interner};
 use crate::connector::kalshi::rest::encode::{tif_name, write_amend_body, write_order, OrderShape, SelfTradePrevention};
+use crate::connector::kalshi::rest::head::write_head_to_timestamp;
 use crate::connector::kalshi::rest::request::{Method, ORDERS_PATH};
 use crate::connector::kalshi::write::{push_qty, push_str, u64_digits};
 use crate::event::{ClientRef, OrderId, Price, Qty, Side, TimeInForce};
@@ -39,7 +40,7 @@ pub enum WireKind {
 /// moves; the order id, the client id and a price below $1 ("0.dddd") have fixed widths.
 ///
 /// The bytes are those of [`encode_create`](super::encode::encode_create) or [`encode_amend`](super::encode::encode_amend) framed by
-/// `signer::write_http_request`, with the body's keys in another order (a property test holds
+/// `head::write_http_request`, with the body's keys in another order (a property test holds
 /// them to it). An amend ignores the spec's time in force, post-only flag and self-trade
 /// prevention: they are the order's own.
 #[derive(Clone, Debug)]
@@ -166,16 +167,14 @@ impl OrderWire {
     /// The head up to the timestamp's value: an amend's path with a placeholder order id.
     fn build_head(&mut self) {
         match self.kind {
-            WireKind::Create => {
-                crate::connector::signer::write_head_to_timestamp(&mut self.head, Method::Post, ORDERS_PATH, &self.host, &self.key_id)
-            }
+            WireKind::Create => write_head_to_timestamp(&mut self.head, Method::Post, ORDERS_PATH, &self.host, &self.key_id),
             WireKind::Amend => {
                 const LEN: usize = ORDERS_PATH.len() + 1 + OrderId::WIRE_LEN + AMEND_TAIL.len();
                 let mut path = [b'0'; LEN];
                 path[..ORDERS_PATH.len()].copy_from_slice(ORDERS_PATH);
                 path[ORDERS_PATH.len()] = b'/';
                 path[LEN - AMEND_TAIL.len()..].copy_from_slice(AMEND_TAIL);
-                crate::connector::signer::write_head_to_timestamp(&mut self.head, Method::Post, &path, &self.host, &self.key_id);
+                write_head_to_timestamp(&mut self.head, Method::Post, &path, &self.host, &self.key_id);
                 self.order_at = Method::Post.as_bytes().len() + 1 + ORDERS_PATH.len() + 1;
             }
         }
