@@ -215,18 +215,9 @@ fn errors_become_ws_error_events_and_terminal_ones_stale_the_books() {
     assert_eq!(
         ev,
         vec![
-            EventBody::Stale {
-                market: 0,
-                feed: kmm::event::Feed::Kalshi
-            },
-            EventBody::Stale {
-                market: 1,
-                feed: kmm::event::Feed::Kalshi
-            },
-            EventBody::Stale {
-                market: 2,
-                feed: kmm::event::Feed::Kalshi
-            },
+            kmm::testkit::stale(0),
+            kmm::testkit::stale(1),
+            kmm::testkit::stale(2),
             EventBody::WsError { code: 25, sid: BOOK_SID }
         ]
     );
@@ -494,23 +485,7 @@ fn duplicates_are_dropped_and_gaps_stale_the_subscription() {
     assert!(run(&mut d, &delta_b(1)).unwrap().is_empty(), "old");
     let ev = run(&mut d, &delta_b(5)).unwrap();
     let b: Vec<_> = ev.iter().map(|e| e.body).collect();
-    assert_eq!(
-        &b[..3],
-        &[
-            EventBody::Stale {
-                market: 0,
-                feed: kmm::event::Feed::Kalshi
-            },
-            EventBody::Stale {
-                market: 1,
-                feed: kmm::event::Feed::Kalshi
-            },
-            EventBody::Stale {
-                market: 2,
-                feed: kmm::event::Feed::Kalshi
-            }
-        ]
-    );
+    assert_eq!(&b[..3], &[kmm::testkit::stale(0), kmm::testkit::stale(1), kmm::testkit::stale(2)]);
     assert!(matches!(b[3], EventBody::BookDelta { .. }));
     assert!(ev.iter().all(|e| e.stamp.seq == 5 && e.stamp.sid == 2));
     let c = d.counters();

@@ -388,13 +388,7 @@ fn seq_gap_goes_stale_then_fresh_snapshot() {
     h.running.shared.apply_fault(&Fault::SkipSeq { count: 1 });
     // The next book change carries a skipped seq.
     h.lp_order(TICKERS[0], ExSide::Bid, "0.2000", "5.00");
-    h.wait_for("Stale", |e| {
-        e.body
-            == EventBody::Stale {
-                market: 0,
-                feed: kmm::event::Feed::Kalshi,
-            }
-    });
+    h.wait_for("Stale", |e| e.body == kmm::testkit::stale(0));
     let stale_at = h.seen.len();
     h.wait_for("a fresh snapshot", |e| e.body == EventBody::BookSnapshotEnd { market: 0 });
     // The fresh snapshot holds the level that revealed the gap.

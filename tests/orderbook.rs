@@ -350,17 +350,7 @@ fn every_integrity_failure_goes_stale_and_a_snapshot_recovers() {
             Integrity::SnapshotOutOfOrder,
         ),
         ("end without clear", |b| b.snapshot_end(), Integrity::SnapshotOutOfOrder),
-        (
-            "feed gap",
-            |b| {
-                b.apply(&EventBody::Stale {
-                    market: 0,
-                    feed: kmm::event::Feed::Kalshi,
-                })
-                .unwrap()
-            },
-            Integrity::FeedGap,
-        ),
+        ("feed gap", |b| b.apply(&kmm::testkit::stale(0)).unwrap(), Integrity::FeedGap),
     ];
     for (name, break_it, why) in failures {
         let mut book = live_book(LevelStructure::LinearCent);
@@ -371,14 +361,7 @@ fn every_integrity_failure_goes_stale_and_a_snapshot_recovers() {
         assert_eq!(delta(&mut book, Side::Bid, "0.41", 1), Apply::Dropped, "{name}");
         assert_eq!(book.snapshot_level(Side::Bid, px("0.41"), n(1)), Apply::Dropped, "{name}");
         assert_eq!(book.snapshot_end(), Apply::Dropped, "{name}");
-        assert_eq!(
-            book.apply(&EventBody::Stale {
-                market: 0,
-                feed: kmm::event::Feed::Kalshi
-            }),
-            Some(Apply::Dropped),
-            "{name}"
-        );
+        assert_eq!(book.apply(&kmm::testkit::stale(0)), Some(Apply::Dropped), "{name}");
         // Recovery.
         assert_eq!(snapshot(&mut book, &[("0.20", 1)], &[("0.80", 2)]), Apply::Live, "{name}");
         assert_eq!((book.best_bid(), book.best_ask()), (Some(px("0.20")), Some(px("0.80"))), "{name}");
@@ -759,10 +742,7 @@ fn applying_events_never_allocates() {
                     delta: n(1),
                     own: false,
                 },
-                EventBody::Stale {
-                    market: m,
-                    feed: kmm::event::Feed::Kalshi,
-                },
+                kmm::testkit::stale(m),
             ];
             for e in &events {
                 let r = books.apply(e).unwrap();

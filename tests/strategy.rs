@@ -151,14 +151,7 @@ fn a_stale_book_pulls_its_quotes_and_a_fresh_snapshot_restores_them() {
     for (i, (_, _, q, c)) in p.iter().enumerate() {
         ack(&mut s, 0, *c, 10 + i as u128, *q, &mut out);
     }
-    s.on_event(
-        &ev(EventBody::Stale {
-            market: 0,
-            feed: kmm::event::Feed::Kalshi,
-        }),
-        NOW,
-        &mut out,
-    );
+    s.on_event(&ev(kmm::testkit::stale(0)), NOW, &mut out);
     let cancels = out.as_slice().iter().filter(|c| matches!(c, CommandBody::Cancel { .. })).count();
     assert_eq!(cancels, 2, "both quotes pulled: {:?}", out.as_slice());
     // A delta while stale changes nothing.
