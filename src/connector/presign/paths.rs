@@ -41,6 +41,8 @@ impl FixedPath {
         }
     }
 
+    /// The stock ring's index. Inline: the io side's order path indexes its rings with it.
+    #[inline]
     pub(super) fn index(self) -> usize {
         self as usize
     }

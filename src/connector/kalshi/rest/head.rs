@@ -92,6 +92,9 @@ impl SignedHeaders {
         out.extend_from_slice(b"\r\n");
     }
 
+    /// Whether the signature is within `max_age_ms` of `now_ms`. Inline: the presigner's order
+    /// path calls it from another module (and maybe another codegen unit).
+    #[inline]
     pub(crate) fn age_ok(&self, now_ms: u64, max_age_ms: u64) -> bool {
         // Both directions: a wall clock stepped backwards makes stock "from the future".
         self.ts_ms.abs_diff(now_ms) <= max_age_ms
