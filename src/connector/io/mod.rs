@@ -19,18 +19,27 @@
 //! from [`Presigner`]; a miss signs inline and is counted). A full events ring is waited on (the
 //! stall counted), never dropped: a lost ack or fill would corrupt the strategy's state.
 
+mod fills;
+mod in_flight;
+mod out;
+mod replies;
+
+use fills::{FillBook, FillKey};
+use in_flight::{Awaiting, InFlightTable, Item, Pending, ReqKind};
+use out::Out;
+use replies::on_reply;
+
 use super::kalshi::interner::Interner;
 use super::kalshi::rest::blocking::BlockingClient;
 use super::kalshi::rest::encode::{encode_batch_cancel, encode_batch_create, encode_command, encode_create, SelfTradePrevention};
 use super::kalshi::rest::order_wire::{OrderSpec, OrderWire};
 use super::kalshi::rest::pool::{HttpPool, PoolStats, Reply};
-use super::kalshi::rest::replies::{parse_order_reply, ItemCtx, ReplyKind};
 use super::kalshi::rest::request::{RestRequest, MAX_BATCH};
 use super::kalshi::ws::commands::{encode_get_snapshot, encode_subscribe};
 use super::kalshi::ws::decode::Decoder;
 use super::net::{tls_config, Endpoint};
 use super::oracle_feed::{FeedNews, OracleFeed, OracleStats, OracleTiming};
-use super::pacing::{Pacer, PacerConfig, PacerStats, RequestKind};
+use super::pacing::{Pacer, PacerConfig, PacerStats};
 use super::presign::{OrderOp, PresignConfig, PresignStats, Presigner};
 use super::venue::{self, VenueConfig};
 use super::ws::{ReadStatus, WsAuth, WsClient};
@@ -243,72 +252,6 @@ const MARKET_CHANNELS: [Channel; 5] = [
 const GLOBAL_CHANNELS: [Channel; 1] = [Channel::MarketLifecycle];
 const ALL_CHANNELS: usize = MARKET_CHANNELS.len() + GLOBAL_CHANNELS.len();
 
-// ------------------------------------------------------------------------------------ in flight
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ReqKind {
-    Create,
-    BatchCreate,
-    BatchCancel,
-    Amend,
-    Decrease,
-    CancelAll,
-}
-
-impl ReqKind {
-    fn pacing(self) -> RequestKind {
-        match self {
-            ReqKind::Create => RequestKind::Create,
-            ReqKind::BatchCreate => RequestKind::BatchCreate,
-            ReqKind::BatchCancel => RequestKind::BatchCancel,
-            ReqKind::Amend => RequestKind::Amend,
-            ReqKind::Decrease => RequestKind::Decrease,
-            ReqKind::CancelAll => RequestKind::CancelAll,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Default)]
-struct Item {
-    market: MarketIdx,
-    client: ClientRef,
-    order: OrderId,
-}
-
-#[derive(Clone, Copy)]
-struct InFlight {
-    live: bool,
-    kind: ReqKind,
-    n: usize,
-    items: [Item; MAX_BATCH],
-}
-
-/// A command waiting in a batch, with the stamps for its latency record.
-#[derive(Clone, Copy)]
-struct Pending {
-    item: Item,
-    side: Side,
-    price: Price,
-    qty: Qty,
-    tif: Option<TimeInForce>,
-    post_only: bool,
-    cause: Stamp,
-    dequeued: u64,
-    decided: u64,
-    io_dequeued: u64,
-}
-
-/// An amend or decrease held until the signer has made its order's signature.
-#[derive(Clone, Copy)]
-struct Awaiting {
-    kind: ReqKind,
-    op: OrderOp,
-    order: OrderId,
-    pending: Pending,
-    body: CommandBody,
-    deadline: Instant,
-}
-
 /// How often a spinning io thread runs the warm-up while idle. On these VMs a line untouched
 /// for a millisecond is back in DRAM (a 16 KB set costs 1.4 ns a line after 300 us of
 /// spinning, 11 ns after 1 ms, 110 ns after 30 ms), so the order path is re-run well inside that.
@@ -321,156 +264,6 @@ const AWAITING_CAPACITY: usize = 64;
 /// How long a held request waits before the io thread signs it itself. The signer makes one
 /// in well under this; the bound keeps a stalled signer from holding orders back.
 const SIGNATURE_WAIT: Duration = Duration::from_millis(20);
-
-// ------------------------------------------------------------------------------------ fills
-
-/// A fill as both the WS and the REST listing describe it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-struct FillKey {
-    order: u128,
-    qty: i64,
-    price: u32,
-    ts_s: u64,
-}
-
-#[derive(Clone, Copy, Default)]
-struct FillCount {
-    ws_seen: u32,
-    reported: u32,
-}
-
-// ------------------------------------------------------------------------------------ output
-
-/// Everything the WS decode sink touches, split from the decoder so both can be borrowed.
-struct Out {
-    events: rtrb::Producer<Event>,
-    hists: StageHistograms,
-    clock: TscClock,
-    counters: IoCounters,
-    fills: HashMap<FillKey, FillCount>,
-    /// Order -> client, from acks and updates (REST fills may not name the client).
-    clients: HashMap<u128, ClientRef>,
-    /// Markets that went stale and await a snapshot request.
-    stale_new: Vec<MarketIdx>,
-    /// When each stale market's snapshot was requested (None: live).
-    stale_since: Vec<Option<Instant>>,
-    subscribed: usize,
-    /// Orders to stop presigning for.
-    released: Vec<OrderId>,
-    /// Orders to presign amend/decrease for.
-    prepared: Vec<OrderId>,
-}
-
-impl Out {
-    /// Pushes an event; a full ring is waited on, never dropped.
-    #[inline]
-    fn push(&mut self, mut ev: Event) {
-        ev.stamp.parsed_tsc = tsc();
-        let mut stalled = false;
-        loop {
-            match self.events.push(ev) {
-                Ok(()) => {
-                    self.counters.events += 1;
-                    return;
-                }
-                Err(rtrb::PushError::Full(back)) => {
-                    ev = back;
-                    if self.events.is_abandoned() {
-                        self.counters.ring_dropped += 1;
-                        return;
-                    }
-                    if !stalled {
-                        stalled = true;
-                        self.counters.ring_full_stalls += 1;
-                    }
-                    std::thread::yield_now();
-                }
-            }
-        }
-    }
-
-    /// One decoded WS event: bookkeeping, then the ring.
-    #[inline]
-    fn on_ws_event(&mut self, ev: Event) {
-        match ev.body {
-            EventBody::Stale { market, .. } => {
-                self.counters.stale_markets += 1;
-                if let Some(s) = self.stale_since.get_mut(usize::from(market)) {
-                    if s.is_none() {
-                        self.stale_new.push(market);
-                    }
-                }
-            }
-            EventBody::BookSnapshotEnd { market } => {
-                if let Some(s) = self.stale_since.get_mut(usize::from(market)) {
-                    *s = None;
-                }
-            }
-            EventBody::Subscribed { .. } => self.subscribed += 1,
-            EventBody::Fill { order, qty, yes_price, .. } => {
-                let key = FillKey {
-                    order: order.0,
-                    qty: qty.0,
-                    price: yes_price.0,
-                    ts_s: ev.stamp.exchange_ts_ms / 1000,
-                };
-                let c = self.fills.entry(key).or_default();
-                c.ws_seen += 1;
-                if c.ws_seen <= c.reported {
-                    // A resync already reported it from REST.
-                    self.counters.fills_deduplicated += 1;
-                    return;
-                }
-                c.reported += 1;
-            }
-            EventBody::OrderUpdate { client, order, status, .. } => {
-                if status == OrderStatus::Resting {
-                    self.clients.insert(order.0, client);
-                } else {
-                    self.clients.remove(&order.0);
-                    self.released.push(order);
-                }
-            }
-            _ => {}
-        }
-        self.push(ev);
-    }
-
-    /// Answers a command here, without the exchange (pacing, no slot, shutting down):
-    /// `OrderReject` with no HTTP status.
-    fn reject(&mut self, item: Item, reason: RejectReason) {
-        self.counters.rejects += 1;
-        self.push(Event {
-            stamp: Stamp {
-                read_tsc: tsc(),
-                decoded_tsc: tsc(),
-                ..Stamp::default()
-            },
-            body: EventBody::OrderReject {
-                market: item.market,
-                client: item.client,
-                reason,
-                http_status: 0,
-            },
-        });
-    }
-
-    fn record_command(&mut self, p: &Pending, write_tsc: u64) {
-        if p.cause.read_tsc == 0 || write_tsc == 0 {
-            return;
-        }
-        let c = self.clock;
-        self.hists.record(Stage::RingToStrategy, c.between(p.cause.parsed_tsc, p.dequeued));
-        self.hists.record(Stage::Decide, c.between(p.dequeued, p.decided));
-        self.hists.record(Stage::RingToIo, c.between(p.decided, p.io_dequeued));
-        self.hists.record(Stage::Encode, c.between(p.io_dequeued, write_tsc));
-        self.hists.record(Stage::TickToOrder, c.between(p.cause.read_tsc, write_tsc));
-    }
-}
-
-// ------------------------------------------------------------------------------------ replies
-
-// ------------------------------------------------------------------------------------ the loop
 
 enum WsPhase {
     /// Not connected; redial at the instant.
@@ -529,8 +322,7 @@ struct Io {
     rehearsal_out: Vec<u8>,
     rehearsal_req: RestRequest,
     rehearsals: usize,
-    inflight: Box<[InFlight]>,
-    free: Vec<usize>,
+    inflight: InFlightTable,
     creates: Vec<Pending>,
     cancels: Vec<Pending>,
     /// Amends and decreases whose per-order signature the signer has not made yet (the order
@@ -580,12 +372,6 @@ impl Io {
             .map(|_| OrderWire::create(pool.host(), venue.key_id.as_bytes()))
             .collect();
         let amend_wires = (0..2 * n).map(|_| OrderWire::amend(pool.host(), venue.key_id.as_bytes())).collect();
-        let empty = InFlight {
-            live: false,
-            kind: ReqKind::Create,
-            n: 0,
-            items: [Item::default(); MAX_BATCH],
-        };
         // A local venue's CA covers its oracle too (one server); any other oracle is checked
         // against the web PKI, like Kalshi.
         let oracle = match &setup.oracle_url {
@@ -613,7 +399,7 @@ impl Io {
                 hists: StageHistograms::new(),
                 clock,
                 counters: IoCounters::default(),
-                fills: HashMap::with_capacity(4096),
+                fills: FillBook::with_capacity(4096),
                 clients: HashMap::with_capacity(4096),
                 stale_new: Vec::with_capacity(n.max(1)),
                 stale_since: vec![None; n],
@@ -645,8 +431,7 @@ impl Io {
             rehearsal_out: Vec::with_capacity(4096),
             rehearsal_req: RestRequest::new(),
             rehearsals: 0,
-            inflight: vec![empty; INFLIGHT_SLOTS].into_boxed_slice(),
-            free: (0..INFLIGHT_SLOTS).rev().collect(),
+            inflight: InFlightTable::new(INFLIGHT_SLOTS),
             creates: Vec::with_capacity(MAX_BATCH),
             cancels: Vec::with_capacity(MAX_BATCH),
             awaiting: Vec::with_capacity(AWAITING_CAPACITY),
@@ -792,11 +577,9 @@ impl Io {
             };
             let n = listed.entry(key).or_default();
             *n += 1;
-            let c = self.out.fills.entry(key).or_default();
-            if *n <= c.reported {
+            if !self.out.fills.on_listed(key, *n) {
                 continue;
             }
-            c.reported += 1;
             recovered += 1;
             let post_position = positions.iter().find(|p| p.ticker == f.ticker).map_or(Qty::ZERO, |p| p.position);
             let client = f.client.or_else(|| self.out.clients.get(&f.order.0).copied()).unwrap_or_default();
@@ -1019,15 +802,6 @@ impl Io {
 
     // --- commands
 
-    fn alloc_slot(&mut self, kind: ReqKind) -> Option<usize> {
-        let slot = self.free.pop()?;
-        let f = &mut self.inflight[slot];
-        f.live = true;
-        f.kind = kind;
-        f.n = 0;
-        Some(slot)
-    }
-
     /// Sends `self.req` for the in-flight slot, paced. Returns the write TSC (0: queued).
     fn send_request(&mut self, slot: usize) -> u64 {
         self.out.counters.requests += 1;
@@ -1213,7 +987,7 @@ impl Io {
             self.out.reject(p.item, RejectReason::RateLimited);
             return;
         }
-        let Some(slot) = self.alloc_slot(kind) else {
+        let Some(slot) = self.inflight.alloc(kind) else {
             self.out.reject(p.item, RejectReason::RateLimited);
             return;
         };
@@ -1251,7 +1025,7 @@ impl Io {
             }
             _ => {
                 if encode_command(&mut self.req, self.decoder.interner(), body, self.setup_stp).is_err() {
-                    self.free_slot(slot);
+                    self.inflight.free(slot);
                     self.out.reject(p.item, RejectReason::InvalidOrder);
                     return;
                 }
@@ -1267,7 +1041,7 @@ impl Io {
             return;
         }
         let kind = if n == 1 { ReqKind::Create } else { ReqKind::BatchCreate };
-        let Some(slot) = self.alloc_slot(kind) else {
+        let Some(slot) = self.inflight.alloc(kind) else {
             for i in 0..n {
                 let item = self.creates[i].item;
                 self.out.reject(item, RejectReason::RateLimited);
@@ -1333,7 +1107,7 @@ impl Io {
         if n == 0 {
             return;
         }
-        let Some(slot) = self.alloc_slot(ReqKind::BatchCancel) else {
+        let Some(slot) = self.inflight.alloc(ReqKind::BatchCancel) else {
             for i in 0..n {
                 let item = self.cancels[i].item;
                 self.out.reject(item, RejectReason::RateLimited);
@@ -1400,11 +1174,6 @@ impl Io {
         std::hint::black_box(&*out);
     }
 
-    fn free_slot(&mut self, slot: usize) {
-        self.inflight[slot].live = false;
-        self.free.push(slot);
-    }
-
     // --- replies
 
     fn poll_http(&mut self, now: Instant) -> bool {
@@ -1412,7 +1181,6 @@ impl Io {
             pool,
             poll,
             inflight,
-            free,
             out,
             pacer,
             log,
@@ -1420,12 +1188,9 @@ impl Io {
         } = self;
         let n = pool.poll(poll.registry(), now, &mut |r: Reply<'_>| {
             let slot = r.tag as usize;
-            let Some(f) = inflight.get_mut(slot).filter(|f| f.live) else {
+            let Some(f) = inflight.take(slot) else {
                 return;
             };
-            let f = *f;
-            inflight[slot].live = false;
-            free.push(slot);
             on_reply(out, pacer, log, &f, &r);
         });
         n > 0
@@ -1559,86 +1324,6 @@ impl Io {
                 self.lost(now);
             }
         }
-    }
-}
-
-/// One REST reply to events.
-fn on_reply(out: &mut Out, pacer: &mut Pacer, log: &mut LogProducer, f: &InFlight, r: &Reply<'_>) {
-    let decoded = tsc();
-    let stamp = Stamp {
-        read_tsc: r.read_tsc,
-        decoded_tsc: decoded,
-        ..Stamp::default()
-    };
-    if r.status == 429 {
-        out.counters.http_429 += 1;
-        pacer.on_rate_limited(f.kind.pacing(), None, wall_ms());
-        log.log(LogBody::Note {
-            code: note::RATE_LIMITED,
-            a: f.kind as i64,
-            b: 0,
-        });
-    } else if r.status >= 500 || r.status == 0 {
-        if r.status == 0 {
-            out.counters.http_failed += 1;
-        } else {
-            out.counters.http_5xx += 1;
-        }
-        log.log(LogBody::Note {
-            code: note::SERVER_ERROR,
-            a: i64::from(r.status),
-            b: f.kind as i64,
-        });
-    }
-    let kind = match f.kind {
-        ReqKind::Create => ReplyKind::Create,
-        ReqKind::BatchCreate => ReplyKind::BatchCreate,
-        ReqKind::BatchCancel => ReplyKind::BatchCancel,
-        ReqKind::Amend => ReplyKind::Amend,
-        ReqKind::Decrease => ReplyKind::Decrease,
-        ReqKind::CancelAll => ReplyKind::CancelAll,
-    };
-    let mut items = [ItemCtx::default(); MAX_BATCH];
-    for (ctx, item) in items.iter_mut().zip(&f.items[..f.n]) {
-        *ctx = ItemCtx {
-            market: item.market,
-            client: item.client,
-            order: item.order,
-        };
-    }
-    // One event per item, in request order: the bookkeeping follows the events.
-    let mut next = 0;
-    let parsed = parse_order_reply(kind, r.status, r.body, &items[..f.n], stamp, &mut |ev| {
-        let sent = items[next.min(MAX_BATCH - 1)];
-        next += 1;
-        match ev.body {
-            EventBody::OrderAck { client, order, status, .. } => {
-                out.counters.acks += 1;
-                if order != OrderId(0) {
-                    if status == OrderStatus::Resting {
-                        out.clients.insert(order.0, client);
-                        out.prepared.push(order);
-                    } else {
-                        out.released.push(order);
-                    }
-                }
-                if order != sent.order && sent.order != OrderId(0) {
-                    // An amend that re-issued the order: the old id is gone.
-                    out.released.push(sent.order);
-                }
-            }
-            EventBody::OrderReject { .. } => out.counters.rejects += 1,
-            _ => {}
-        }
-        out.push(ev);
-    });
-    if parsed.is_err() {
-        // The events went out anyway (unreadable items as rejects); say so in the log.
-        log.log(LogBody::Note {
-            code: note::UNREADABLE_REPLY,
-            a: i64::from(r.status),
-            b: f.kind as i64,
-        });
     }
 }
 
