@@ -1,0 +1,44 @@
+//! The idle order-path rehearsal: the order path's code run on its own data, minus the write,
+//! so the next real order finds it in cache.
+//!
+//! Separate because nothing here reaches a socket: it is warm-up, not trading.
+
+use super::*;
+
+impl Io {
+    /// Runs the order path's own code on its own data, minus the write: one single create and
+    /// one amend through the real wires of one market and side (in turn) and one batch cancel, stamped
+    /// from the signatures at the front of the stock, which stay there. A spinning io thread
+    /// calls this while idle so the next real order finds its wire, its signature slot and the
+    /// code in cache.
+    pub(super) fn rehearse_orders(&mut self) {
+        if self.create_wires.is_empty() {
+            return;
+        }
+        self.rehearsals = self.rehearsals.wrapping_add(1);
+        let w = self.rehearsals % self.create_wires.len();
+        let market = MarketIdx::try_from(w / 2).unwrap_or_default();
+        let side = if w % 2 == 0 { Side::Bid } else { Side::Ask };
+        let spec = OrderSpec {
+            ticker: self.decoder.interner().ticker(market).unwrap_or(b""),
+            client: ClientRef(self.rehearsals as u64),
+            side,
+            price: Price(5000),
+            qty: Qty(100),
+            tif: TimeInForce::GoodTillCanceled,
+            post_only: true,
+            stp: self.setup_stp,
+        };
+        let out = &mut self.rehearsal_out;
+        self.presigner.rehearse_create(out, &mut self.create_wires[w], &spec);
+        std::hint::black_box(&*out);
+        encode_batch_cancel(&mut self.rehearsal_req, &[OrderId(self.rehearsals as u128)]);
+        self.presigner.rehearse_request(out, &self.rehearsal_req, self.pool.host());
+        std::hint::black_box(&*out);
+        // Amends are most of the order flow once quotes rest.
+        let out = &mut self.rehearsal_out;
+        self.presigner
+            .rehearse_amend(out, &mut self.amend_wires[w], OrderId(self.rehearsals as u128), &spec);
+        std::hint::black_box(&*out);
+    }
+}
