@@ -197,7 +197,7 @@ impl Io {
             self.out.reject(p.item, RejectReason::RateLimited);
             return;
         };
-        let f = &mut self.inflight[slot];
+        let f = self.inflight.slot_mut(slot);
         f.items[0] = p.item;
         f.n = 1;
         let w = match *body {
@@ -276,8 +276,8 @@ impl Io {
                     let mut buf = self.pool.take_buffer();
                     let stamped = self.presigner.write_create(&mut buf, wire, &spec(&p));
                     self.out.counters.count_stamp(stamped);
-                    self.inflight[slot].items[0] = p.item;
-                    self.inflight[slot].n = 1;
+                    self.inflight.slot_mut(slot).items[0] = p.item;
+                    self.inflight.slot_mut(slot).n = 1;
                     write_tsc = Some(self.pool.submit(slot as u64, buf));
                 }
                 None => encode_create(&mut self.req, &spec(&p)),
@@ -293,7 +293,7 @@ impl Io {
         let w = match write_tsc {
             Some(w) => w,
             None => {
-                let f = &mut self.inflight[slot];
+                let f = self.inflight.slot_mut(slot);
                 for (i, p) in self.creates.iter().enumerate() {
                     f.items[i] = p.item;
                 }
@@ -331,7 +331,7 @@ impl Io {
         if n > 1 {
             self.out.counters.batched_cancels += 1;
         }
-        let f = &mut self.inflight[slot];
+        let f = self.inflight.slot_mut(slot);
         for (i, p) in self.cancels.iter().enumerate() {
             f.items[i] = p.item;
         }

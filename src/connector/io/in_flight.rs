@@ -8,7 +8,6 @@ use crate::connector::kalshi::rest::request::MAX_BATCH;
 use crate::connector::pacing::RequestKind;
 use crate::connector::presign::OrderOp;
 use crate::event::{ClientRef, CommandBody, MarketIdx, OrderId, Price, Qty, Side, Stamp, TimeInForce};
-use std::ops::{Index, IndexMut};
 use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,6 +106,12 @@ impl InFlightTable {
         Some(slot)
     }
 
+    /// The record of a taken slot, to fill in its items.
+    #[inline]
+    pub(super) fn slot_mut(&mut self, slot: usize) -> &mut InFlight {
+        &mut self.slots[slot]
+    }
+
     /// Gives back a slot whose request was never sent.
     #[inline]
     pub(super) fn free(&mut self, slot: usize) {
@@ -125,21 +130,6 @@ impl InFlightTable {
     }
 }
 
-impl Index<usize> for InFlightTable {
-    type Output = InFlight;
-    #[inline]
-    fn index(&self, slot: usize) -> &InFlight {
-        &self.slots[slot]
-    }
-}
-
-impl IndexMut<usize> for InFlightTable {
-    #[inline]
-    fn index_mut(&mut self, slot: usize) -> &mut InFlight {
-        &mut self.slots[slot]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,13 +139,13 @@ mod tests {
         let mut t = InFlightTable::new(2);
         let s = t.alloc(ReqKind::Amend).unwrap();
         assert_eq!(s, 0);
-        assert!(t[s].live);
-        assert_eq!(t[s].kind, ReqKind::Amend);
-        assert_eq!(t[s].n, 0);
-        t[s].n = 1;
+        assert!(t.slot_mut(s).live);
+        assert_eq!(t.slot_mut(s).kind, ReqKind::Amend);
+        assert_eq!(t.slot_mut(s).n, 0);
+        t.slot_mut(s).n = 1;
         let f = t.take(s).unwrap();
         assert_eq!((f.kind, f.n), (ReqKind::Amend, 1));
-        assert!(!t[s].live);
+        assert!(!t.slot_mut(s).live);
         // A second reply on the same tag finds nothing.
         assert!(t.take(s).is_none());
     }
@@ -176,10 +166,10 @@ mod tests {
     fn a_reused_slot_starts_empty() {
         let mut t = InFlightTable::new(1);
         let s = t.alloc(ReqKind::BatchCreate).unwrap();
-        t[s].n = 5;
+        t.slot_mut(s).n = 5;
         t.free(s);
         let s = t.alloc(ReqKind::Create).unwrap();
-        assert_eq!((t[s].kind, t[s].n), (ReqKind::Create, 0));
+        assert_eq!((t.slot_mut(s).kind, t.slot_mut(s).n), (ReqKind::Create, 0));
     }
 
     #[test]

@@ -32,6 +32,7 @@ use fills::{FillBook, FillKey};
 use in_flight::{Awaiting, InFlightTable, Item, Pending, ReqKind};
 use out::Out;
 use replies::on_reply;
+use session::Backoff;
 
 use super::kalshi::interner::Interner;
 use super::kalshi::rest::blocking::BlockingClient;
@@ -303,9 +304,7 @@ struct Io {
     log: LogProducer,
     phase: WsPhase,
     ws_readable: bool,
-    backoff: Duration,
-    backoff_initial: Duration,
-    backoff_max: Duration,
+    backoff: Backoff,
     attempts: u32,
     /// Unix ms when the last connection was lost (fills since then are fetched on resync).
     down_since_ms: Option<u64>,
@@ -415,9 +414,7 @@ impl Io {
             log,
             phase: WsPhase::Down { retry_at: Instant::now() },
             ws_readable: false,
-            backoff: setup.backoff_initial,
-            backoff_initial: setup.backoff_initial,
-            backoff_max: setup.backoff_max,
+            backoff: Backoff::new(setup.backoff_initial, setup.backoff_max),
             attempts: 0,
             down_since_ms: None,
             ws_last_bytes: 0,

@@ -7,6 +7,35 @@
 
 use super::*;
 
+/// The redial delay: doubles after each failed attempt up to a cap, back to the first once a
+/// connection is live and resynced.
+pub(super) struct Backoff {
+    next: Duration,
+    initial: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    pub(super) fn new(initial: Duration, max: Duration) -> Backoff {
+        Backoff {
+            next: initial,
+            initial,
+            max,
+        }
+    }
+
+    /// The delay before the next attempt; the one after it is twice as long, capped.
+    pub(super) fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+
+    pub(super) fn reset(&mut self) {
+        self.next = self.initial;
+    }
+}
+
 impl Io {
     pub(super) fn dial(&mut self, now: Instant) {
         self.attempts += 1;
@@ -24,15 +53,13 @@ impl Io {
     }
 
     pub(super) fn schedule_retry(&mut self, now: Instant) {
+        let delay = self.backoff.next_delay();
         self.log.log(LogBody::Note {
             code: note::RECONNECT_FAILED,
             a: i64::from(self.attempts),
-            b: self.backoff.as_millis() as i64,
+            b: delay.as_millis() as i64,
         });
-        self.phase = WsPhase::Down {
-            retry_at: now + self.backoff,
-        };
-        self.backoff = (self.backoff * 2).min(self.backoff_max);
+        self.phase = WsPhase::Down { retry_at: now + delay };
     }
 
     /// The connection is gone: tell the strategy, forget the subscriptions, redial later.
@@ -145,7 +172,7 @@ impl Io {
                         Ok((resting, recovered)) => {
                             self.out.counters.resyncs += 1;
                             self.down_since_ms = None;
-                            self.backoff = self.backoff_initial;
+                            self.backoff.reset();
                             self.log.log(LogBody::Note {
                                 code: note::CONNECTED,
                                 a: resting as i64,
@@ -275,5 +302,30 @@ impl Io {
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Backoff;
+    use std::time::Duration;
+
+    #[test]
+    fn the_backoff_doubles_and_caps() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(500));
+        let got: Vec<_> = (0..5).map(|_| b.next_delay()).collect();
+        assert_eq!(got, [ms(100), ms(200), ms(400), ms(500), ms(500)]);
+    }
+
+    #[test]
+    fn the_backoff_resets_to_the_first_delay() {
+        let ms = Duration::from_millis;
+        let mut b = Backoff::new(ms(100), ms(5000));
+        b.next_delay();
+        b.next_delay();
+        b.reset();
+        assert_eq!(b.next_delay(), ms(100));
+        assert_eq!(b.next_delay(), ms(200));
     }
 }
