@@ -31,14 +31,13 @@ mod session;
 use fills::{FillBook, FillKey};
 use in_flight::{Awaiting, InFlightTable, Item, Pending, ReqKind};
 use out::Out;
-use replies::on_reply;
 use session::Backoff;
 
 use super::kalshi::interner::Interner;
 use super::kalshi::rest::blocking::BlockingClient;
 use super::kalshi::rest::encode::{encode_batch_cancel, encode_batch_create, encode_command, encode_create, SelfTradePrevention};
 use super::kalshi::rest::order_wire::{OrderSpec, OrderWire};
-use super::kalshi::rest::pool::{HttpPool, PoolStats, Reply};
+use super::kalshi::rest::pool::{HttpPool, PoolStats};
 use super::kalshi::rest::request::{RestRequest, MAX_BATCH};
 use super::kalshi::ws::commands::{encode_get_snapshot, encode_subscribe};
 use super::kalshi::ws::decode::Decoder;
@@ -438,41 +437,6 @@ impl Io {
             oracle,
         })
     }
-
-    // --- replies
-
-    fn poll_http(&mut self, now: Instant) -> bool {
-        let Io {
-            pool,
-            poll,
-            inflight,
-            out,
-            pacer,
-            log,
-            ..
-        } = self;
-        let n = pool.poll(poll.registry(), now, &mut |r: Reply<'_>| {
-            let slot = r.tag as usize;
-            let Some(f) = inflight.take(slot) else {
-                return;
-            };
-            on_reply(out, pacer, log, &f, &r);
-        });
-        n > 0
-    }
-
-    fn apply_presign_requests(&mut self) {
-        for o in self.out.prepared.drain(..) {
-            // Amends are the common request on a resting order: its signature is made first.
-            self.presigner.prepare(o, OrderOp::Amend);
-            self.presigner.prepare(o, OrderOp::Decrease);
-        }
-        for o in self.out.released.drain(..) {
-            self.presigner.release(o);
-        }
-    }
-
-    // --- shutdown
 
     fn shutdown(&mut self, events_deadline: Duration) -> (usize, usize) {
         self.shutting_down = true;

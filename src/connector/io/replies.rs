@@ -2,22 +2,57 @@
 //! order, with the bookkeeping they imply (order -> client, signatures to make or drop) and the
 //! pacer told of a 429.
 //!
-//! Separate from the loop because it needs only the reply, its in-flight record and the output:
-//! the pool's callback borrows those, not the whole io state.
+//! Separate from the loop because a reply needs only itself, its in-flight record and the
+//! output: the pool's callback borrows those, not the whole io state.
 
 use super::in_flight::{InFlight, ReqKind};
 use super::out::Out;
-use super::{note, wall_ms};
+use super::{note, wall_ms, Io};
 use crate::connector::kalshi::rest::pool::Reply;
 use crate::connector::kalshi::rest::replies::{parse_order_reply, ItemCtx, ReplyKind};
 use crate::connector::kalshi::rest::request::MAX_BATCH;
 use crate::connector::pacing::Pacer;
+use crate::connector::presign::OrderOp;
 use crate::event::{EventBody, OrderId, OrderStatus, Stamp};
 use crate::logger::{LogBody, LogProducer};
 use crate::metrics::tsc;
+use std::time::Instant;
+
+impl Io {
+    pub(super) fn poll_http(&mut self, now: Instant) -> bool {
+        let Io {
+            pool,
+            poll,
+            inflight,
+            out,
+            pacer,
+            log,
+            ..
+        } = self;
+        let n = pool.poll(poll.registry(), now, &mut |r: Reply<'_>| {
+            let slot = r.tag as usize;
+            let Some(f) = inflight.take(slot) else {
+                return;
+            };
+            on_reply(out, pacer, log, &f, &r);
+        });
+        n > 0
+    }
+
+    pub(super) fn apply_presign_requests(&mut self) {
+        for o in self.out.prepared.drain(..) {
+            // Amends are the common request on a resting order: its signature is made first.
+            self.presigner.prepare(o, OrderOp::Amend);
+            self.presigner.prepare(o, OrderOp::Decrease);
+        }
+        for o in self.out.released.drain(..) {
+            self.presigner.release(o);
+        }
+    }
+}
 
 /// One REST reply to events.
-pub(super) fn on_reply(out: &mut Out, pacer: &mut Pacer, log: &mut LogProducer, f: &InFlight, r: &Reply<'_>) {
+fn on_reply(out: &mut Out, pacer: &mut Pacer, log: &mut LogProducer, f: &InFlight, r: &Reply<'_>) {
     let decoded = tsc();
     let stamp = Stamp {
         read_tsc: r.read_tsc,
