@@ -31,7 +31,7 @@ mod session;
 use fills::{FillBook, FillKey};
 use in_flight::{Awaiting, InFlightTable, Item, Pending, ReqKind};
 use out::Out;
-use session::Backoff;
+use session::{Backoff, Session};
 
 use super::kalshi::interner::Interner;
 use super::kalshi::rest::blocking::BlockingClient;
@@ -289,11 +289,9 @@ enum WsPhase {
 struct Io {
     setup_stp: SelfTradePrevention,
     tickers: Vec<String>,
-    ws_endpoint: Endpoint,
-    tls: Option<Arc<rustls::ClientConfig>>,
-    key_id: String,
-    signer: Arc<Signer>,
     poll: Poll,
+    /// The Kalshi WebSocket: its connection, redial and liveness.
+    session: Session,
     decoder: Decoder,
     out: Out,
     pool: HttpPool,
@@ -301,18 +299,6 @@ struct Io {
     pacer: Pacer,
     rest: BlockingClient,
     log: LogProducer,
-    phase: WsPhase,
-    ws_readable: bool,
-    backoff: Backoff,
-    attempts: u32,
-    /// Unix ms when the last connection was lost (fills since then are fetched on resync).
-    down_since_ms: Option<u64>,
-    ws_last_bytes: u64,
-    ws_last_progress: Instant,
-    ws_idle_timeout: Duration,
-    snapshot_timeout: Duration,
-    cmd_id: u64,
-    wsbuf: Vec<u8>,
     req: RestRequest,
     /// Single creates' and amends' wire images, one per market and side (see [`OrderWire`]
     /// and [`wire_index`]).
@@ -386,12 +372,25 @@ impl Io {
             None => None,
         };
         Ok(Io {
+            session: Session {
+                ws_endpoint,
+                tls,
+                key_id: venue.key_id.clone(),
+                signer,
+                phase: WsPhase::Down { retry_at: Instant::now() },
+                ws_readable: false,
+                backoff: Backoff::new(setup.backoff_initial, setup.backoff_max),
+                attempts: 0,
+                down_since_ms: None,
+                ws_last_bytes: 0,
+                ws_last_progress: Instant::now(),
+                ws_idle_timeout: setup.ws_idle_timeout,
+                snapshot_timeout: setup.snapshot_timeout,
+                cmd_id: 0,
+                wsbuf: Vec::with_capacity(16 * 1024),
+            },
             setup_stp: setup.stp,
             tickers: setup.tickers.clone(),
-            ws_endpoint,
-            tls,
-            key_id: venue.key_id.clone(),
-            signer,
             poll,
             decoder: Decoder::new(interner),
             out: Out {
@@ -411,17 +410,6 @@ impl Io {
             pacer,
             rest,
             log,
-            phase: WsPhase::Down { retry_at: Instant::now() },
-            ws_readable: false,
-            backoff: Backoff::new(setup.backoff_initial, setup.backoff_max),
-            attempts: 0,
-            down_since_ms: None,
-            ws_last_bytes: 0,
-            ws_last_progress: Instant::now(),
-            ws_idle_timeout: setup.ws_idle_timeout,
-            snapshot_timeout: setup.snapshot_timeout,
-            cmd_id: 0,
-            wsbuf: Vec::with_capacity(16 * 1024),
             req: RestRequest::new(),
             pool,
             create_wires,
@@ -459,7 +447,7 @@ impl Io {
             a: canceled as i64,
             b: left as i64,
         });
-        if let WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } | WsPhase::Handshaking { ws, .. } = &mut self.phase {
+        if let WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } | WsPhase::Handshaking { ws, .. } = &mut self.session.phase {
             ws.close();
         }
         self.pool.close(self.poll.registry());
@@ -485,7 +473,7 @@ impl Io {
     fn note_events(&mut self, events: &Events) {
         for e in events.iter() {
             if e.token() == WS_TOKEN {
-                self.ws_readable = true;
+                self.session.ws_readable = true;
             } else if e.token() == ORACLE_TOKEN {
                 if let Some(o) = self.oracle.as_mut() {
                     o.on_readable();
@@ -537,12 +525,12 @@ impl Io {
     fn housekeeping(&mut self, now: Instant) {
         self.presigner.maintain();
         self.apply_presign_requests();
-        if let WsPhase::Live { .. } = self.phase {
-            if now.duration_since(self.ws_last_progress) > self.ws_idle_timeout {
+        if let WsPhase::Live { .. } = self.session.phase {
+            if now.duration_since(self.session.ws_last_progress) > self.session.ws_idle_timeout {
                 self.lost(now);
                 return;
             }
-            let timeout = self.snapshot_timeout;
+            let timeout = self.session.snapshot_timeout;
             if self
                 .out
                 .stale_since
@@ -598,7 +586,7 @@ pub fn run(
             let read = io.read_ws(now, FRAMES_PER_DRAIN);
             worked |= read;
             worked |= io.drain_commands(&mut commands);
-            if !read || !io.ws_readable {
+            if !read || !io.session.ws_readable {
                 break;
             }
         }
@@ -637,10 +625,10 @@ pub fn run(
                     break io.shutdown(setup.shutdown_grace);
                 }
                 Ok(Control::DropConnection) => {
-                    if let WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } = &mut io.phase {
+                    if let WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } = &mut io.session.phase {
                         ws.abort();
                     }
-                    io.ws_readable = true;
+                    io.session.ws_readable = true;
                 }
                 Err(crossbeam::channel::TryRecvError::Empty) => {}
             }

@@ -9,7 +9,7 @@ use super::*;
 impl Io {
     /// Orders, positions and missed fills over REST, as events; then `Connected`.
     pub(super) fn resync(&mut self) -> anyhow::Result<(usize, usize)> {
-        let since_s = self.down_since_ms.map(|ms| (ms / 1000).saturating_sub(10));
+        let since_s = self.session.down_since_ms.map(|ms| (ms / 1000).saturating_sub(10));
         let orders = venue::fetch_resting_orders(&mut self.rest)?;
         let positions = venue::fetch_positions(&mut self.rest)?;
         let fills = match since_s {

@@ -7,6 +7,26 @@
 
 use super::*;
 
+/// The Kalshi WebSocket session's state, apart from the rest of the io thread's.
+pub(super) struct Session {
+    pub(super) ws_endpoint: Endpoint,
+    pub(super) tls: Option<Arc<rustls::ClientConfig>>,
+    pub(super) key_id: String,
+    pub(super) signer: Arc<Signer>,
+    pub(super) phase: WsPhase,
+    pub(super) ws_readable: bool,
+    pub(super) backoff: Backoff,
+    pub(super) attempts: u32,
+    /// Unix ms when the last connection was lost (fills since then are fetched on resync).
+    pub(super) down_since_ms: Option<u64>,
+    pub(super) ws_last_bytes: u64,
+    pub(super) ws_last_progress: Instant,
+    pub(super) ws_idle_timeout: Duration,
+    pub(super) snapshot_timeout: Duration,
+    pub(super) cmd_id: u64,
+    pub(super) wsbuf: Vec<u8>,
+}
+
 /// The redial delay: doubles after each failed attempt up to a cap, back to the first once a
 /// connection is live and resynced.
 pub(super) struct Backoff {
@@ -38,46 +58,52 @@ impl Backoff {
 
 impl Io {
     pub(super) fn dial(&mut self, now: Instant) {
-        self.attempts += 1;
+        self.session.attempts += 1;
         let auth = WsAuth {
-            key_id: &self.key_id,
-            signer: &self.signer,
+            key_id: &self.session.key_id,
+            signer: &self.session.signer,
         };
-        match WsClient::connect(&self.ws_endpoint, self.tls.as_ref(), Some(&auth), self.poll.registry(), WS_TOKEN) {
+        match WsClient::connect(
+            &self.session.ws_endpoint,
+            self.session.tls.as_ref(),
+            Some(&auth),
+            self.poll.registry(),
+            WS_TOKEN,
+        ) {
             Ok(ws) => {
-                self.ws_readable = true;
-                self.phase = WsPhase::Handshaking { ws, since: now };
+                self.session.ws_readable = true;
+                self.session.phase = WsPhase::Handshaking { ws, since: now };
             }
             Err(_) => self.schedule_retry(now),
         }
     }
 
     pub(super) fn schedule_retry(&mut self, now: Instant) {
-        let delay = self.backoff.next_delay();
+        let delay = self.session.backoff.next_delay();
         self.log.log(LogBody::Note {
             code: note::RECONNECT_FAILED,
-            a: i64::from(self.attempts),
+            a: i64::from(self.session.attempts),
             b: delay.as_millis() as i64,
         });
-        self.phase = WsPhase::Down { retry_at: now + delay };
+        self.session.phase = WsPhase::Down { retry_at: now + delay };
     }
 
     /// The connection is gone: tell the strategy, forget the subscriptions, redial later.
     pub(super) fn lost(&mut self, now: Instant) {
-        let phase = std::mem::replace(&mut self.phase, WsPhase::Down { retry_at: now });
+        let phase = std::mem::replace(&mut self.session.phase, WsPhase::Down { retry_at: now });
         let was_live = matches!(phase, WsPhase::Live { .. } | WsPhase::Subscribing { .. });
         if let WsPhase::Handshaking { mut ws, .. } | WsPhase::Subscribing { mut ws, .. } | WsPhase::Live { mut ws } = phase {
             ws.deregister(self.poll.registry());
             ws.abort();
         }
-        if self.down_since_ms.is_none() {
-            self.down_since_ms = Some(wall_ms());
+        if self.session.down_since_ms.is_none() {
+            self.session.down_since_ms = Some(wall_ms());
         }
         if was_live {
             self.out.counters.reconnects += 1;
             self.log.log(LogBody::Note {
                 code: note::DISCONNECTED,
-                a: i64::from(self.attempts),
+                a: i64::from(self.session.attempts),
                 b: 0,
             });
             self.out.push(Event {
@@ -93,8 +119,8 @@ impl Io {
     }
 
     pub(super) fn next_id(&mut self) -> u64 {
-        self.cmd_id += 1;
-        self.cmd_id
+        self.session.cmd_id += 1;
+        self.session.cmd_id
     }
 
     /// Sends the subscribe commands for a fresh connection.
@@ -107,25 +133,25 @@ impl Io {
             .register_subscribe(id, &MARKET_CHANNELS, &markets, false)
             .map_err(|e| anyhow!("registering the subscription: {e:?}"))?;
         encode_subscribe(
-            &mut self.wsbuf,
+            &mut self.session.wsbuf,
             id,
             &MARKET_CHANNELS,
             self.tickers.iter().map(|t| t.as_bytes()),
             false,
         );
-        ws.send_text(&self.wsbuf)?;
+        ws.send_text(&self.session.wsbuf)?;
         let id = self.next_id();
         self.decoder
             .register_subscribe(id, &GLOBAL_CHANNELS, &markets, false)
             .map_err(|e| anyhow!("registering the subscription: {e:?}"))?;
-        encode_subscribe(&mut self.wsbuf, id, &GLOBAL_CHANNELS, std::iter::empty(), false);
-        ws.send_text(&self.wsbuf)?;
+        encode_subscribe(&mut self.session.wsbuf, id, &GLOBAL_CHANNELS, std::iter::empty(), false);
+        ws.send_text(&self.session.wsbuf)?;
         Ok(())
     }
 
     /// Advances the connection state machine. Returns whether anything happened.
     pub(super) fn drive_ws(&mut self, now: Instant) -> bool {
-        match &mut self.phase {
+        match &mut self.session.phase {
             WsPhase::Down { retry_at } => {
                 if now >= *retry_at && !self.shutting_down {
                     self.dial(now);
@@ -135,17 +161,18 @@ impl Io {
             }
             WsPhase::Handshaking { ws, since } => match ws.poll_handshake() {
                 Ok(true) => {
-                    let WsPhase::Handshaking { mut ws, .. } = std::mem::replace(&mut self.phase, WsPhase::Down { retry_at: now }) else {
+                    let WsPhase::Handshaking { mut ws, .. } = std::mem::replace(&mut self.session.phase, WsPhase::Down { retry_at: now })
+                    else {
                         unreachable!()
                     };
                     match self.subscribe(&mut ws) {
                         Ok(()) => {
-                            self.ws_last_bytes = ws.bytes_in();
-                            self.ws_last_progress = now;
-                            self.phase = WsPhase::Subscribing { ws, since: now };
+                            self.session.ws_last_bytes = ws.bytes_in();
+                            self.session.ws_last_progress = now;
+                            self.session.phase = WsPhase::Subscribing { ws, since: now };
                         }
                         Err(_) => {
-                            self.phase = WsPhase::Live { ws };
+                            self.session.phase = WsPhase::Live { ws };
                             self.lost(now);
                         }
                     }
@@ -164,15 +191,16 @@ impl Io {
             },
             WsPhase::Subscribing { since, .. } => {
                 if self.out.subscribed >= ALL_CHANNELS {
-                    let WsPhase::Subscribing { ws, .. } = std::mem::replace(&mut self.phase, WsPhase::Down { retry_at: now }) else {
+                    let WsPhase::Subscribing { ws, .. } = std::mem::replace(&mut self.session.phase, WsPhase::Down { retry_at: now })
+                    else {
                         unreachable!()
                     };
-                    self.phase = WsPhase::Live { ws };
+                    self.session.phase = WsPhase::Live { ws };
                     match self.resync() {
                         Ok((resting, recovered)) => {
                             self.out.counters.resyncs += 1;
-                            self.down_since_ms = None;
-                            self.backoff.reset();
+                            self.session.down_since_ms = None;
+                            self.session.backoff.reset();
                             self.log.log(LogBody::Note {
                                 code: note::CONNECTED,
                                 a: resting as i64,
@@ -186,7 +214,7 @@ impl Io {
                         Err(_) => {
                             self.log.log(LogBody::Note {
                                 code: note::RESYNC_FAILED,
-                                a: i64::from(self.attempts),
+                                a: i64::from(self.session.attempts),
                                 b: 0,
                             });
                             self.lost(now);
@@ -206,12 +234,12 @@ impl Io {
 
     /// Reads every available frame into the decoder and the ring.
     pub(super) fn read_ws(&mut self, now: Instant, budget: usize) -> bool {
-        let ws = match &mut self.phase {
+        let ws = match &mut self.session.phase {
             WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. } => ws,
-            WsPhase::Handshaking { .. } => return self.ws_readable,
+            WsPhase::Handshaking { .. } => return self.session.ws_readable,
             WsPhase::Down { .. } => return false,
         };
-        if !self.ws_readable {
+        if !self.session.ws_readable {
             return false;
         }
         let frames_before = ws.frames();
@@ -239,14 +267,14 @@ impl Io {
         });
         let worked = ws.frames() != frames_before;
         let bytes = ws.bytes_in();
-        if bytes != self.ws_last_bytes {
-            self.ws_last_bytes = bytes;
-            self.ws_last_progress = now;
+        if bytes != self.session.ws_last_bytes {
+            self.session.ws_last_bytes = bytes;
+            self.session.ws_last_progress = now;
         }
         // Pongs queued by the reads go out now.
         let flushed = ws.flush();
         match status {
-            ReadStatus::Drained => self.ws_readable = false,
+            ReadStatus::Drained => self.session.ws_readable = false,
             ReadStatus::Budget => {}
             ReadStatus::Closed => {
                 self.lost(now);
@@ -265,7 +293,7 @@ impl Io {
 
     /// `get_snapshot` for the markets that went stale, one command per orderbook sid.
     pub(super) fn request_snapshots(&mut self, now: Instant) {
-        let (WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. }) = &mut self.phase else {
+        let (WsPhase::Live { ws } | WsPhase::Subscribing { ws, .. }) = &mut self.session.phase else {
             self.out.stale_new.clear();
             return;
         };
@@ -275,8 +303,8 @@ impl Io {
                 self.out.stale_new.remove(0);
                 continue;
             };
-            self.cmd_id += 1;
-            let id = self.cmd_id;
+            self.session.cmd_id += 1;
+            let id = self.session.cmd_id;
             let interner = self.decoder.interner();
             let same_sid = |m: &MarketIdx| self.decoder.orderbook_sid(*m) == Some(sid);
             let tickers = self
@@ -285,7 +313,7 @@ impl Io {
                 .iter()
                 .filter(|m| same_sid(m))
                 .filter_map(|&m| interner.ticker(m));
-            encode_get_snapshot(&mut self.wsbuf, id, sid, tickers);
+            encode_get_snapshot(&mut self.session.wsbuf, id, sid, tickers);
             let mut n = 0;
             for &m in self.out.stale_new.iter().filter(|m| same_sid(m)) {
                 self.out.stale_since[usize::from(m)] = Some(now);
@@ -298,7 +326,7 @@ impl Io {
                 a: n,
                 b: i64::from(sid),
             });
-            if ws.send_text(&self.wsbuf).is_err() {
+            if ws.send_text(&self.session.wsbuf).is_err() {
                 break;
             }
         }
