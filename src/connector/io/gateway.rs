@@ -7,13 +7,29 @@
 
 use super::*;
 
+/// The write side's state: what the commands become on their way to the exchange.
+pub(super) struct Gateway {
+    pub(super) req: RestRequest,
+    /// Single creates' and amends' wire images, one per market and side (see [`OrderWire`]
+    /// and [`wire_index`]).
+    pub(super) create_wires: Box<[OrderWire]>,
+    pub(super) amend_wires: Box<[OrderWire]>,
+    pub(super) inflight: InFlightTable,
+    pub(super) creates: Vec<Pending>,
+    pub(super) cancels: Vec<Pending>,
+    /// Amends and decreases whose per-order signature the signer has not made yet (the order
+    /// was acked or last amended a moment ago). Held rather than signed here: an inline RSA
+    /// signature stalls this thread, and every frame and order behind it, for milliseconds.
+    pub(super) awaiting: Vec<Awaiting>,
+}
+
 impl Io {
-    /// Sends `self.req` for the in-flight slot, paced. Returns the write TSC (0: queued).
+    /// Sends `self.gateway.req` for the in-flight slot, paced. Returns the write TSC (0: queued).
     pub(super) fn send_request(&mut self, slot: usize) -> u64 {
         self.out.counters.requests += 1;
         let mut buf = self.pool.take_buffer();
         let before = self.presigner.stats();
-        self.presigner.write_request(&mut buf, &self.req, self.pool.host());
+        self.presigner.write_request(&mut buf, &self.gateway.req, self.pool.host());
         let after = self.presigner.stats();
         self.out.counters.presign_hits += after.hits - before.hits;
         self.out.counters.presign_misses += after.misses - before.misses;
@@ -38,8 +54,7 @@ impl Io {
         let Io {
             pacer,
             out,
-            creates,
-            cancels,
+            gateway: Gateway { creates, cancels, .. },
             ..
         } = self;
         let batch = if kind == ReqKind::BatchCreate { creates } else { cancels };
@@ -94,17 +109,17 @@ impl Io {
                     p.qty = qty;
                     p.tif = Some(tif);
                     p.post_only = post_only;
-                    if self.creates.len() == MAX_BATCH {
+                    if self.gateway.creates.len() == MAX_BATCH {
                         self.flush_creates();
                     }
-                    self.creates.push(p);
+                    self.gateway.creates.push(p);
                 }
                 CommandBody::Cancel { market, client, order } => {
                     p.item = Item { market, client, order };
-                    if self.cancels.len() == MAX_BATCH {
+                    if self.gateway.cancels.len() == MAX_BATCH {
                         self.flush_cancels();
                     }
-                    self.cancels.push(p);
+                    self.gateway.cancels.push(p);
                 }
                 CommandBody::Amend { market, client, order, .. } | CommandBody::Decrease { market, client, order, .. } => {
                     p.item = Item { market, client, order };
@@ -113,11 +128,11 @@ impl Io {
                     } else {
                         (ReqKind::Decrease, OrderOp::Decrease)
                     };
-                    if !self.presigner.order_ready(order, op) && self.awaiting.len() < AWAITING_CAPACITY && !self.shutting_down {
+                    if !self.presigner.order_ready(order, op) && self.gateway.awaiting.len() < AWAITING_CAPACITY && !self.shutting_down {
                         // Asked again in case the order's request was lost or dropped (a no-op
                         // when the signer already has it in hand); the wake follows the writes.
                         self.presigner.prepare(order, op);
-                        self.awaiting.push(Awaiting {
+                        self.gateway.awaiting.push(Awaiting {
                             kind,
                             op,
                             order,
@@ -146,10 +161,10 @@ impl Io {
             }
         }
         // Cancels first: they free balance and risk for the creates behind them.
-        if !self.cancels.is_empty() {
+        if !self.gateway.cancels.is_empty() {
             self.flush_cancels();
         }
-        if !self.creates.is_empty() {
+        if !self.gateway.creates.is_empty() {
             self.flush_creates();
         }
         if any {
@@ -160,17 +175,17 @@ impl Io {
 
     /// Sends the held amends and decreases whose signature has come, or whose wait is over.
     pub(super) fn send_awaiting(&mut self) -> bool {
-        if self.awaiting.is_empty() {
+        if self.gateway.awaiting.is_empty() {
             return false;
         }
         let now = Instant::now();
         let mut sent = false;
         let mut i = 0;
-        while i < self.awaiting.len() {
-            let a = self.awaiting[i];
+        while i < self.gateway.awaiting.len() {
+            let a = self.gateway.awaiting[i];
             if now >= a.deadline || self.presigner.order_ready(a.order, a.op) {
                 // In order of arrival: the strategy never has two requests on one order.
-                self.awaiting.remove(i);
+                self.gateway.awaiting.remove(i);
                 self.send_single(a.kind, a.pending, &a.body);
                 sent = true;
             } else {
@@ -181,11 +196,11 @@ impl Io {
     }
 
     pub(super) fn reject_awaiting(&mut self) {
-        for i in 0..self.awaiting.len() {
-            let item = self.awaiting[i].pending.item;
+        for i in 0..self.gateway.awaiting.len() {
+            let item = self.gateway.awaiting[i].pending.item;
             self.out.reject(item, RejectReason::Other);
         }
-        self.awaiting.clear();
+        self.gateway.awaiting.clear();
     }
 
     pub(super) fn send_single(&mut self, kind: ReqKind, p: Pending, body: &CommandBody) {
@@ -193,11 +208,11 @@ impl Io {
             self.out.reject(p.item, RejectReason::RateLimited);
             return;
         }
-        let Some(slot) = self.inflight.alloc(kind) else {
+        let Some(slot) = self.gateway.inflight.alloc(kind) else {
             self.out.reject(p.item, RejectReason::RateLimited);
             return;
         };
-        let f = self.inflight.slot_mut(slot);
+        let f = self.gateway.inflight.slot_mut(slot);
         f.items[0] = p.item;
         f.n = 1;
         let w = match *body {
@@ -210,7 +225,7 @@ impl Io {
                 side,
                 price,
                 total,
-            } if wire_index(market, side) < self.amend_wires.len() && self.decoder.interner().ticker(market).is_some() => {
+            } if wire_index(market, side) < self.gateway.amend_wires.len() && self.decoder.interner().ticker(market).is_some() => {
                 let spec = OrderSpec {
                     ticker: self.decoder.interner().ticker(market).unwrap_or(b""),
                     client,
@@ -225,13 +240,13 @@ impl Io {
                 let mut buf = self.pool.take_buffer();
                 let stamped = self
                     .presigner
-                    .write_amend(&mut buf, &mut self.amend_wires[wire_index(market, side)], order, &spec);
+                    .write_amend(&mut buf, &mut self.gateway.amend_wires[wire_index(market, side)], order, &spec);
                 self.out.counters.count_stamp(stamped);
                 self.pool.submit(slot as u64, buf)
             }
             _ => {
-                if encode_command(&mut self.req, self.decoder.interner(), body, self.setup_stp).is_err() {
-                    self.inflight.free(slot);
+                if encode_command(&mut self.gateway.req, self.decoder.interner(), body, self.setup_stp).is_err() {
+                    self.gateway.inflight.free(slot);
                     self.out.reject(p.item, RejectReason::InvalidOrder);
                     return;
                 }
@@ -247,12 +262,12 @@ impl Io {
             return;
         }
         let kind = if n == 1 { ReqKind::Create } else { ReqKind::BatchCreate };
-        let Some(slot) = self.inflight.alloc(kind) else {
+        let Some(slot) = self.gateway.inflight.alloc(kind) else {
             for i in 0..n {
-                let item = self.creates[i].item;
+                let item = self.gateway.creates[i].item;
                 self.out.reject(item, RejectReason::RateLimited);
             }
-            self.creates.clear();
+            self.gateway.creates.clear();
             return;
         };
         let interner = self.decoder.interner();
@@ -269,32 +284,32 @@ impl Io {
         };
         let mut write_tsc = None;
         if n == 1 {
-            let p = self.creates[0];
-            match self.create_wires.get_mut(wire_index(p.item.market, p.side)) {
+            let p = self.gateway.creates[0];
+            match self.gateway.create_wires.get_mut(wire_index(p.item.market, p.side)) {
                 Some(wire) => {
                     self.out.counters.requests += 1;
                     let mut buf = self.pool.take_buffer();
                     let stamped = self.presigner.write_create(&mut buf, wire, &spec(&p));
                     self.out.counters.count_stamp(stamped);
-                    self.inflight.slot_mut(slot).items[0] = p.item;
-                    self.inflight.slot_mut(slot).n = 1;
+                    self.gateway.inflight.slot_mut(slot).items[0] = p.item;
+                    self.gateway.inflight.slot_mut(slot).n = 1;
                     write_tsc = Some(self.pool.submit(slot as u64, buf));
                 }
-                None => encode_create(&mut self.req, &spec(&p)),
+                None => encode_create(&mut self.gateway.req, &spec(&p)),
             }
         } else {
-            let mut specs = [spec(&self.creates[0]); MAX_BATCH];
-            for (i, p) in self.creates.iter().enumerate() {
+            let mut specs = [spec(&self.gateway.creates[0]); MAX_BATCH];
+            for (i, p) in self.gateway.creates.iter().enumerate() {
                 specs[i] = spec(p);
             }
-            encode_batch_create(&mut self.req, &specs[..n]);
+            encode_batch_create(&mut self.gateway.req, &specs[..n]);
             self.out.counters.batched_creates += 1;
         }
         let w = match write_tsc {
             Some(w) => w,
             None => {
-                let f = self.inflight.slot_mut(slot);
-                for (i, p) in self.creates.iter().enumerate() {
+                let f = self.gateway.inflight.slot_mut(slot);
+                for (i, p) in self.gateway.creates.iter().enumerate() {
                     f.items[i] = p.item;
                 }
                 f.n = n;
@@ -302,10 +317,10 @@ impl Io {
             }
         };
         for i in 0..n {
-            let p = self.creates[i];
+            let p = self.gateway.creates[i];
             self.out.record_command(&p, w);
         }
-        self.creates.clear();
+        self.gateway.creates.clear();
     }
 
     pub(super) fn flush_cancels(&mut self) {
@@ -313,34 +328,34 @@ impl Io {
         if n == 0 {
             return;
         }
-        let Some(slot) = self.inflight.alloc(ReqKind::BatchCancel) else {
+        let Some(slot) = self.gateway.inflight.alloc(ReqKind::BatchCancel) else {
             for i in 0..n {
-                let item = self.cancels[i].item;
+                let item = self.gateway.cancels[i].item;
                 self.out.reject(item, RejectReason::RateLimited);
             }
-            self.cancels.clear();
+            self.gateway.cancels.clear();
             return;
         };
         // Always the batch endpoint: its signature is always in stock (a single cancel's path
         // names the order, so it is presigned only per order).
         let mut ids = [OrderId(0); MAX_BATCH];
-        for (i, p) in self.cancels.iter().enumerate() {
+        for (i, p) in self.gateway.cancels.iter().enumerate() {
             ids[i] = p.item.order;
         }
-        encode_batch_cancel(&mut self.req, &ids[..n]);
+        encode_batch_cancel(&mut self.gateway.req, &ids[..n]);
         if n > 1 {
             self.out.counters.batched_cancels += 1;
         }
-        let f = self.inflight.slot_mut(slot);
-        for (i, p) in self.cancels.iter().enumerate() {
+        let f = self.gateway.inflight.slot_mut(slot);
+        for (i, p) in self.gateway.cancels.iter().enumerate() {
             f.items[i] = p.item;
         }
         f.n = n;
         let w = self.send_request(slot);
         for i in 0..n {
-            let p = self.cancels[i];
+            let p = self.gateway.cancels[i];
             self.out.record_command(&p, w);
         }
-        self.cancels.clear();
+        self.gateway.cancels.clear();
     }
 }

@@ -29,6 +29,7 @@ mod resync;
 mod session;
 
 use fills::{FillBook, FillKey};
+use gateway::Gateway;
 use in_flight::{Awaiting, InFlightTable, Item, Pending, ReqKind};
 use out::Out;
 use session::{Backoff, Session};
@@ -299,22 +300,12 @@ struct Io {
     pacer: Pacer,
     rest: BlockingClient,
     log: LogProducer,
-    req: RestRequest,
-    /// Single creates' and amends' wire images, one per market and side (see [`OrderWire`]
-    /// and [`wire_index`]).
-    create_wires: Box<[OrderWire]>,
-    amend_wires: Box<[OrderWire]>,
+    /// Commands on their way to requests, and the requests awaiting replies.
+    gateway: Gateway,
     /// Scratch of [`Io::rehearse_orders`]: nothing written here reaches a socket.
     rehearsal_out: Vec<u8>,
     rehearsal_req: RestRequest,
     rehearsals: usize,
-    inflight: InFlightTable,
-    creates: Vec<Pending>,
-    cancels: Vec<Pending>,
-    /// Amends and decreases whose per-order signature the signer has not made yet (the order
-    /// was acked or last amended a moment ago). Held rather than signed here: an inline RSA
-    /// signature stalls this thread, and every frame and order behind it, for milliseconds.
-    awaiting: Vec<Awaiting>,
     shutting_down: bool,
     /// The second feed: its own session, its own connectivity.
     oracle: Option<OracleFeed>,
@@ -410,19 +401,21 @@ impl Io {
             pacer,
             rest,
             log,
-            req: RestRequest::new(),
             pool,
-            create_wires,
-            amend_wires,
             rehearsal_out: Vec::with_capacity(4096),
             rehearsal_req: RestRequest::new(),
             rehearsals: 0,
-            inflight: InFlightTable::new(INFLIGHT_SLOTS),
-            creates: Vec::with_capacity(MAX_BATCH),
-            cancels: Vec::with_capacity(MAX_BATCH),
-            awaiting: Vec::with_capacity(AWAITING_CAPACITY),
             shutting_down: false,
             oracle,
+            gateway: Gateway {
+                req: RestRequest::new(),
+                create_wires,
+                amend_wires,
+                inflight: InFlightTable::new(INFLIGHT_SLOTS),
+                creates: Vec::with_capacity(MAX_BATCH),
+                cancels: Vec::with_capacity(MAX_BATCH),
+                awaiting: Vec::with_capacity(AWAITING_CAPACITY),
+            },
         })
     }
 

@@ -12,11 +12,11 @@ impl Io {
     /// calls this while idle so the next real order finds its wire, its signature slot and the
     /// code in cache.
     pub(super) fn rehearse_orders(&mut self) {
-        if self.create_wires.is_empty() {
+        if self.gateway.create_wires.is_empty() {
             return;
         }
         self.rehearsals = self.rehearsals.wrapping_add(1);
-        let w = self.rehearsals % self.create_wires.len();
+        let w = self.rehearsals % self.gateway.create_wires.len();
         let market = MarketIdx::try_from(w / 2).unwrap_or_default();
         let side = if w % 2 == 0 { Side::Bid } else { Side::Ask };
         let spec = OrderSpec {
@@ -30,7 +30,7 @@ impl Io {
             stp: self.setup_stp,
         };
         let out = &mut self.rehearsal_out;
-        self.presigner.rehearse_create(out, &mut self.create_wires[w], &spec);
+        self.presigner.rehearse_create(out, &mut self.gateway.create_wires[w], &spec);
         std::hint::black_box(&*out);
         encode_batch_cancel(&mut self.rehearsal_req, &[OrderId(self.rehearsals as u128)]);
         self.presigner.rehearse_request(out, &self.rehearsal_req, self.pool.host());
@@ -38,7 +38,7 @@ impl Io {
         // Amends are most of the order flow once quotes rest.
         let out = &mut self.rehearsal_out;
         self.presigner
-            .rehearse_amend(out, &mut self.amend_wires[w], OrderId(self.rehearsals as u128), &spec);
+            .rehearse_amend(out, &mut self.gateway.amend_wires[w], OrderId(self.rehearsals as u128), &spec);
         std::hint::black_box(&*out);
     }
 }

@@ -5,6 +5,7 @@
 //! Separate from the loop because a reply needs only itself, its in-flight record and the
 //! output: the pool's callback borrows those, not the whole io state.
 
+use super::gateway::Gateway;
 use super::in_flight::{InFlight, ReqKind};
 use super::out::Out;
 use super::{note, wall_ms, Io};
@@ -23,7 +24,7 @@ impl Io {
         let Io {
             pool,
             poll,
-            inflight,
+            gateway: Gateway { inflight, .. },
             out,
             pacer,
             log,
