@@ -32,6 +32,7 @@ use fills::{FillBook, FillKey};
 use gateway::Gateway;
 use in_flight::{Awaiting, InFlightTable, Item, Pending, ReqKind};
 use out::Out;
+use rehearse::Rehearsal;
 use session::{Backoff, Session};
 
 use super::kalshi::interner::Interner;
@@ -303,9 +304,7 @@ struct Io {
     /// Commands on their way to requests, and the requests awaiting replies.
     gateway: Gateway,
     /// Scratch of [`Io::rehearse_orders`]: nothing written here reaches a socket.
-    rehearsal_out: Vec<u8>,
-    rehearsal_req: RestRequest,
-    rehearsals: usize,
+    rehearsal: Rehearsal,
     shutting_down: bool,
     /// The second feed: its own session, its own connectivity.
     oracle: Option<OracleFeed>,
@@ -402,9 +401,11 @@ impl Io {
             rest,
             log,
             pool,
-            rehearsal_out: Vec::with_capacity(4096),
-            rehearsal_req: RestRequest::new(),
-            rehearsals: 0,
+            rehearsal: Rehearsal {
+                out: Vec::with_capacity(4096),
+                req: RestRequest::new(),
+                count: 0,
+            },
             shutting_down: false,
             oracle,
             gateway: Gateway {
