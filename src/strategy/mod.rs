@@ -406,6 +406,7 @@ impl Strategy {
     }
 
     /// One market's decision: its plan, committed.
+    #[inline]
     fn decide(&mut self, market: MarketIdx, now_ms: u64, out: &mut Commands) {
         if self.risk.killed().is_some() {
             return;
@@ -430,6 +431,7 @@ impl Strategy {
     /// Turns one market's intent into commands: the quotes clamped to what risk allows, then
     /// reconciled against our quotes, and the take if there is one; every request passes
     /// risk's final check.
+    #[inline]
     fn commit(&mut self, market: MarketIdx, intent: Intent, now_ms: u64, out: &mut Commands) {
         let m = &self.markets[usize::from(market)];
         let mut gate = Gate::open(&mut self.risk, &mut self.stats, out, &self.books, &self.orders, market, m);
