@@ -4,7 +4,7 @@
 //! command through `Decoder::register_*` so it understands the replies.
 
 use crate::connector::kalshi::write::{push_str, push_u64};
-use crate::connector::kalshi::ws::decode::channel_name;
+use crate::connector::kalshi::ws::channels::channel_name;
 use crate::event::Channel;
 
 /// `{"id":N,"cmd":"subscribe","params":{"channels":[..],"market_tickers":[..],"use_yes_price":B}}`.

@@ -30,11 +30,11 @@
 use crate::connector::kalshi::error::DecodeError;
 use crate::connector::kalshi::interner::{Interner, MarketSet};
 use crate::connector::kalshi::numbers::{flag, json_error, money, opt_price, price, price_either, qty, secs_to_ms, small_int, ts};
+use crate::connector::kalshi::ws::channels::{channel_bit, channel_of};
 use crate::connector::kalshi::ws::fast::{fast_delta, fast_envelope};
 use crate::connector::kalshi::ws::messages::{parse_envelope, present_bit, Body, Envelope, Kind, Level, MsgSeed, OkMsg, TickerListVisitor};
-use crate::event::{
-    Channel, ClientRef, Event, EventBody, Feed, MarketIdx, MarketStatus, Money, OrderId, OrderStatus, Price, Side, Stamp, TradeId,
-};
+use crate::connector::kalshi::ws::sides::{book_side, direction, outcome_side, side_is_no, trade_id, yes_scale};
+use crate::event::{Channel, ClientRef, Event, EventBody, Feed, MarketIdx, MarketStatus, Money, OrderId, OrderStatus, Price, Stamp};
 use serde::de::{DeserializeSeed, Deserializer};
 use serde_json::value::RawValue;
 
@@ -104,44 +104,6 @@ pub struct Decoder {
     fast_path: bool,
     /// The trade id of the last `Fill` decoded (see [`Decoder::last_fill_trade`]).
     last_fill_trade: Option<u128>,
-}
-
-fn channel_bit(c: Channel) -> u8 {
-    1 << match c {
-        Channel::OrderbookDelta => 0,
-        Channel::Trade => 1,
-        Channel::Ticker => 2,
-        Channel::Fill => 3,
-        Channel::UserOrders => 4,
-        Channel::MarketPositions => 5,
-        Channel::MarketLifecycle => 6,
-    }
-}
-
-/// The subscribe name of a channel.
-pub fn channel_name(c: Channel) -> &'static str {
-    match c {
-        Channel::OrderbookDelta => "orderbook_delta",
-        Channel::Trade => "trade",
-        Channel::Ticker => "ticker",
-        Channel::Fill => "fill",
-        Channel::UserOrders => "user_orders",
-        Channel::MarketPositions => "market_positions",
-        Channel::MarketLifecycle => "market_lifecycle_v2",
-    }
-}
-
-fn channel_of(name: &[u8]) -> Option<Channel> {
-    Some(match name {
-        b"orderbook_delta" => Channel::OrderbookDelta,
-        b"trade" => Channel::Trade,
-        b"ticker" => Channel::Ticker,
-        b"fill" => Channel::Fill,
-        b"user_orders" => Channel::UserOrders,
-        b"market_positions" => Channel::MarketPositions,
-        b"market_lifecycle_v2" => Channel::MarketLifecycle,
-        _ => return None,
-    })
 }
 
 impl Decoder {
@@ -780,67 +742,4 @@ impl Decoder {
     fn book_convention(&self, slot: Option<usize>) -> Result<bool, DecodeError> {
         slot.map(|i| self.subs[i].use_yes_price).ok_or(DecodeError::UnknownSid)
     }
-}
-
-/// A NO bid at p is a YES ask at 1 - p; with `use_yes_price` Kalshi has already converted it.
-#[inline]
-fn yes_scale(no: bool, price: Price, use_yes_price: bool) -> (Side, Price) {
-    match (no, use_yes_price) {
-        (false, _) => (Side::Bid, price),
-        (true, true) => (Side::Ask, price),
-        (true, false) => (Side::Ask, price.complement()),
-    }
-}
-
-#[inline]
-fn side_is_no(side: Option<&[u8]>) -> Result<bool, DecodeError> {
-    match side.ok_or(DecodeError::MissingField)? {
-        b"yes" => Ok(false),
-        b"no" => Ok(true),
-        _ => Err(DecodeError::BadEnum),
-    }
-}
-
-pub(crate) fn book_side(s: &[u8]) -> Result<Side, DecodeError> {
-    match s {
-        b"bid" => Ok(Side::Bid),
-        b"ask" => Ok(Side::Ask),
-        _ => Err(DecodeError::BadEnum),
-    }
-}
-
-pub(crate) fn outcome_side(s: &[u8]) -> Result<Side, DecodeError> {
-    match s {
-        b"yes" => Ok(Side::Bid),
-        b"no" => Ok(Side::Ask),
-        _ => Err(DecodeError::BadEnum),
-    }
-}
-
-/// The YES-book side of an order or fill: `book_side`, else `outcome_side` (a sell of YES is
-/// reported as outcome NO), else the Era-A contract side and action.
-fn direction(book: Option<&[u8]>, outcome: Option<&[u8]>, contract: Option<&[u8]>, action: Option<&[u8]>) -> Result<Side, DecodeError> {
-    if let Some(b) = book {
-        return book_side(b);
-    }
-    if let Some(o) = outcome {
-        return outcome_side(o);
-    }
-    let yes = match contract.ok_or(DecodeError::MissingField)? {
-        b"yes" => true,
-        b"no" => false,
-        _ => return Err(DecodeError::BadEnum),
-    };
-    let buy = match action.ok_or(DecodeError::MissingField)? {
-        b"buy" => true,
-        b"sell" | b"sell_partial" | b"sell_to_close" => false,
-        _ => return Err(DecodeError::BadEnum),
-    };
-    Ok(if yes == buy { Side::Bid } else { Side::Ask })
-}
-/// A trade id when the message has a UUID one, else `NONE`: only own-fill recognition needs
-/// it, and a fill must never be refused (and lost) for an id it cannot use.
-#[inline]
-fn trade_id(text: Option<&[u8]>) -> TradeId {
-    text.and_then(TradeId::parse).unwrap_or_default()
 }
