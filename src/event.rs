@@ -118,6 +118,11 @@ impl TradeId {
     }
 
     #[inline]
+    pub fn as_u128(self) -> u128 {
+        (u128::from(self.0[0]) << 64) | u128::from(self.0[1])
+    }
+
+    #[inline]
     pub fn is_none(self) -> bool {
         self == TradeId::NONE
     }

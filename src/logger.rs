@@ -596,7 +596,7 @@ fn json_object(wall_ns: u64, thread: &str, kind: &str, fields: &[(&str, String)]
 /// A trade id in the exchange's UUID form (the log thread formats; the hot path never does).
 fn trade_text(t: TradeId) -> String {
     let mut out = [0u8; crate::event::OrderId::WIRE_LEN];
-    crate::event::OrderId((u128::from(t.0[0]) << 64) | u128::from(t.0[1])).write(&mut out);
+    crate::event::OrderId(t.as_u128()).write(&mut out);
     String::from_utf8_lossy(&out).into_owned()
 }
 
